@@ -1,0 +1,151 @@
+//! clap argument definitions and their translation into library configs.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use scalpmap::synth::color::{HairColour, ItaClass};
+use scalpmap::synth::scene::{PatternKind, ScarKind, View};
+use scalpmap::synth::{self, Overrides, PhotoFormat, SynthConfig};
+
+/// Exit code for a bad command line or setup problem (as clap uses).
+const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "scalpmap", version, about = "Maps hair loss on scalp photos and drafts SMP treatment plans")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Render synthetic scalp photos with exact ground truth (labels, density, areas).
+    Synth(SynthArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SynthArgs {
+    /// Number of photos to render.
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Width and height of each photo in pixels (64-4096).
+    #[arg(long, default_value_t = 512)]
+    size: u32,
+    /// Seed: the same seed, index and options give byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Index of the first item, to render a range of a larger set.
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// Photo encoding.
+    #[arg(long, value_enum, default_value_t = Format::Jpg)]
+    format: Format,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Only this view: top, front, back, left, right.
+    #[arg(long, value_parser = parse_view)]
+    view: Option<View>,
+    /// Only this loss pattern: norwood, ludwig, areata, diffuse.
+    #[arg(long, value_parser = parse_pattern)]
+    pattern: Option<PatternKind>,
+    /// Only this skin-tone (ITA) class: very_light, light, intermediate, tan, brown, dark.
+    #[arg(long, value_parser = parse_skin)]
+    skin: Option<ItaClass>,
+    /// Only this hair colour: black, dark_brown, brown, blond, red, grey, white.
+    #[arg(long, value_parser = parse_hair)]
+    hair: Option<HairColour>,
+    /// Always include this scar: fut, fue, trauma.
+    #[arg(long, value_parser = parse_scar)]
+    scar: Option<ScarKind>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Jpg,
+    Png,
+}
+
+fn parse_view(s: &str) -> Result<View, String> {
+    View::parse(s).ok_or_else(|| format!("unknown view '{s}': use top, front, back, left or right"))
+}
+fn parse_pattern(s: &str) -> Result<PatternKind, String> {
+    PatternKind::parse(s).ok_or_else(|| format!("unknown pattern '{s}': use norwood, ludwig, areata or diffuse"))
+}
+fn parse_skin(s: &str) -> Result<ItaClass, String> {
+    ItaClass::parse(s).ok_or_else(|| format!("unknown skin class '{s}': use very_light, light, intermediate, tan, brown or dark"))
+}
+fn parse_hair(s: &str) -> Result<HairColour, String> {
+    let v = serde_json::Value::String(s.replace('-', "_"));
+    serde_json::from_value(v).map_err(|_| format!("unknown hair colour '{s}': use black, dark_brown, brown, blond, red, grey or white"))
+}
+fn parse_scar(s: &str) -> Result<ScarKind, String> {
+    ScarKind::parse(s).ok_or_else(|| format!("unknown scar '{s}': use fut, fue or trauma"))
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Synth(a) => synth_cmd(a),
+    }
+}
+
+fn progress(len: u64) -> ProgressBar {
+    // Nothing on a pipe or in CI logs: the bar is for people at a terminal.
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn synth_cmd(a: SynthArgs) -> i32 {
+    let config = SynthConfig {
+        count: a.count,
+        size: a.size,
+        seed: a.seed,
+        out: a.out,
+        format: match a.format {
+            Format::Jpg => PhotoFormat::Jpeg,
+            Format::Png => PhotoFormat::Png,
+        },
+        start: a.start,
+        overrides: Overrides { view: a.view, pattern: a.pattern, skin: a.skin, hair: a.hair, scar: a.scar },
+    };
+    let bar = progress(config.count as u64);
+    bar.set_prefix("synth");
+    let started = Instant::now();
+    let result = with_jobs(a.jobs, || synth::run(&config, &|| bar.inc(1)));
+    bar.finish_and_clear();
+    match result {
+        Ok(n) => {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("rendered {n} photos into {} in {secs:.1} s ({:.1} photos/s)", config.out.display(), n as f64 / secs.max(1e-9));
+            0
+        }
+        Err(e) => {
+            eprintln!("scalpmap synth: {e:#}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Runs `f` on a rayon pool of `jobs` threads, or the global pool when unset.
+fn with_jobs<T: Send>(jobs: Option<usize>, f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
+    match jobs {
+        Some(0) => anyhow::bail!("--jobs must be at least 1"),
+        Some(j) => rayon::ThreadPoolBuilder::new().num_threads(j).build()?.install(f),
+        None => f(),
+    }
+}

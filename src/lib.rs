@@ -1,0 +1,9 @@
+//! scalpmap: maps hair loss on scalp photos and drafts scalp micropigmentation (SMP) plans.
+//!
+//! The library holds every stage; `src/main.rs` is a thin clap front end over it.
+//! Today it owns the class vocabulary, atomic output writing and the synthetic renderer
+//! (`synth`) that gives the model and the tests exact ground truth.
+
+pub mod classes;
+pub mod fsio;
+pub mod synth;

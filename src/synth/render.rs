@@ -1,0 +1,467 @@
+//! Turns a `Scene` into pixels: the photo, the label map, the density map and the truth
+//! counts. One ray per pixel finds the head, neck or shoulders; head pixels above the
+//! original hairline are scalp and take their class from the follicle density (or a scar);
+//! follicles are sampled on the visible scalp and grown into strands; then the camera adds
+//! white balance, exposure, blur, vignette, shadow and noise.
+
+use image::{GrayImage, ImageBuffer, Luma, RgbImage};
+
+use super::color::{lab_to_linear, HairColour, SrgbLut};
+use super::geom::{v3, Camera, Ellipsoid, ScalpPos, V3};
+use super::pattern::{hairline_polar, DensityField};
+use super::rng::Rng;
+use super::scar::ScarShape;
+use super::scene::{direction, Scene, View};
+use crate::classes::{class_for_density, Class};
+
+/// Density map encoding: stored value = hairs/cm² × this, as 16-bit PNG.
+pub const DENSITY_SCALE: f32 = 100.0;
+
+/// What one render produces besides the pixels.
+#[derive(Clone, Debug)]
+pub struct Counts {
+    pub pixels: [u64; Class::COUNT],
+    /// Physical scalp surface seen by each class's pixels, cm² (foreshortening undone).
+    pub surface_cm2: [f64; Class::COUNT],
+    pub px_per_cm_x: f64,
+    pub px_per_cm_y: f64,
+    pub follicles: u64,
+}
+
+pub struct Rendered {
+    pub photo: RgbImage,
+    pub labels: GrayImage,
+    pub density: ImageBuffer<Luma<u16>, Vec<u16>>,
+    pub counts: Counts,
+}
+
+type Buf = Vec<[f32; 3]>;
+
+struct Follicle {
+    x: f32,
+    y: f32,
+    p: V3,
+    n: V3,
+}
+
+/// Renders `scene` at `size` x `size` pixels.
+pub fn render(scene: &Scene, size: u32) -> Rendered {
+    let n = size as usize;
+    let mut rng = Rng::new(scene.detail_seed);
+    let head = Ellipsoid { centre: v3(0.0, 0.0, 0.0), radii: v3(scene.head_radii_cm[0], scene.head_radii_cm[1], scene.head_radii_cm[2]) };
+    let r = head.radii;
+    let neck = Ellipsoid { centre: v3(0.0, -0.15 * r.y, -1.25 * r.z), radii: v3(0.7 * r.x, 0.62 * r.y, 1.1 * r.z) };
+    let torso = Ellipsoid { centre: v3(0.0, -0.2 * r.y, -3.1 * r.z), radii: v3(2.6 * r.x, 1.2 * r.y, 1.15 * r.z) };
+    let cam = camera(scene, size);
+    let light = v3(scene.light.dir[0], scene.light.dir[1], scene.light.dir[2]).norm();
+
+    let mut img = background(scene, n);
+    if scene.background_blur_px > 0.05 {
+        gaussian_blur(&mut img, n, scene.background_blur_px * n as f32 / 512.0);
+    }
+    // Pixels hair must not be drawn over: ears stand out from the head, in front of the hair.
+    let mut no_hair = vec![false; n * n];
+    let field = DensityField::bake(&scene.pattern, scene.hair.native_density_per_cm2, &mut rng.fork(11));
+    let scars: Vec<ScarShape> = scene.scars.iter().map(ScarShape::new).collect();
+
+    let skin = lab_to_linear(scene.skin.lab[0], scene.skin.lab[1], scene.skin.lab[2]);
+    let clothes = lab_to_linear(scene.clothes_lab[0], scene.clothes_lab[1], scene.clothes_lab[2]);
+    let hair_lab = scene.hair.colour.lab();
+    let brow = lab_to_linear(hair_lab[0].min(40.0), hair_lab[1], hair_lab[2]);
+    let mean_len = scene.hair.length_cm;
+    let hairline_phase = [rng.range(0.0, 6.3), rng.range(0.0, 6.3)];
+    let sheen = (scene.skin.shine * 40.0 + 12.0).round();
+
+    let mut labels = vec![0u8; n * n];
+    let mut density = vec![0u16; n * n];
+    let mut counts = Counts {
+        pixels: [0; Class::COUNT],
+        surface_cm2: [0.0; Class::COUNT],
+        px_per_cm_x: (cam.fx / cam.depth(target(scene))) as f64,
+        px_per_cm_y: (cam.fy / cam.depth(target(scene))) as f64,
+        follicles: 0,
+    };
+    let mut follicles: Vec<Follicle> = Vec::new();
+
+    for y in 0..n {
+        for x in 0..n {
+            let i = y * n + x;
+            let d = cam.ray(x as f32 + 0.5, y as f32 + 0.5);
+            let th = head.hit(cam.pos, d).unwrap_or(f32::INFINITY);
+            let tn = neck.hit(cam.pos, d).unwrap_or(f32::INFINITY);
+            let tt = torso.hit(cam.pos, d).unwrap_or(f32::INFINITY);
+            let view_dir = -d;
+            if th.is_finite() && th <= tn && th <= tt {
+                let p = cam.pos + d * th;
+                let nrm = head.normal(p);
+                let pos = ScalpPos::of(&head, p);
+                let wiggle = 1.4 * (pos.azimuth.to_radians() * 5.0 + hairline_phase[0]).sin()
+                    + 0.7 * (pos.azimuth.to_radians() * 13.0 + hairline_phase[1]).sin();
+                let on_scalp = pos.polar < hairline_polar(pos.from_front) + wiggle && !in_ear(&pos);
+                if on_scalp {
+                    let scar = scars.iter().find(|s| s.contains(&pos));
+                    let dens = if scar.is_some() { 0.0 } else { field.at(pos.u, pos.v) };
+                    let class = if scar.is_some() { Class::Scar } else { class_for_density(dens) };
+                    labels[i] = class as u8;
+                    density[i] = (dens * DENSITY_SCALE).round().min(65535.0) as u16;
+                    // Surface area under this pixel: t² cos³(off-axis) / (fx fy |cos incidence|).
+                    let cos_axis = d.dot(cam.fwd);
+                    let cos_inc = d.dot(nrm).abs().max(0.05);
+                    let area = (th * th * cos_axis.powi(3) / (cam.fx * cam.fy * cos_inc)) as f64;
+                    counts.pixels[class as usize] += 1;
+                    counts.surface_cm2[class as usize] += area;
+                    // Hair coverage of the skin here, for occlusion darkening and hidden glare.
+                    let cover = 1.0 - (-dens * scene.hair.strand_width_cm * mean_len.min(1.5) * 1.5).exp();
+                    let mut albedo = skin;
+                    let mut shine = scene.skin.shine * (1.0 - cover);
+                    if let Some(s) = scar {
+                        let sp = s.spec;
+                        albedo = lab_to_linear(scene.skin.lab[0] + sp.lighter_l, scene.skin.lab[1] + sp.pinker_a, scene.skin.lab[2] - 2.0);
+                        if sp.shiny {
+                            shine = (shine * 1.8 + 0.15).min(1.0);
+                        }
+                    }
+                    let pore = 1.0 + 0.05 * (rng.f32() - 0.5);
+                    let ao = 1.0 - 0.45 * cover;
+                    img[i] = shade(albedo, nrm, view_dir, light, scene, shine, sheen, pore * ao);
+                    let lambda = dens * area as f32;
+                    for _ in 0..rng.poisson(lambda) {
+                        follicles.push(Follicle { x: x as f32 + rng.f32(), y: y as f32 + rng.f32(), p, n: nrm });
+                    }
+                } else {
+                    counts.pixels[0] += 1;
+                    no_hair[i] = in_ear(&pos);
+                    let albedo = face_albedo(&pos, skin, brow);
+                    img[i] = shade(albedo, nrm, view_dir, light, scene, scene.skin.shine * 0.5, sheen, 1.0 + 0.04 * (rng.f32() - 0.5));
+                }
+            } else if tn.is_finite() && tn <= tt {
+                counts.pixels[0] += 1;
+                let p = cam.pos + d * tn;
+                let albedo = skin.map(|c| c * 0.92);
+                img[i] = shade(albedo, neck.normal(p), view_dir, light, scene, 0.1, 20.0, 1.0);
+            } else if tt.is_finite() {
+                counts.pixels[0] += 1;
+                let p = cam.pos + d * tt;
+                let fold = 0.85 + 0.15 * ((p.x * 0.9 + p.z * 0.4).sin() * (p.y * 0.7).cos());
+                img[i] = shade(clothes, torso.normal(p), view_dir, light, scene, 0.0, 8.0, fold);
+            } else {
+                counts.pixels[0] += 1;
+            }
+        }
+    }
+
+    counts.follicles = follicles.len() as u64;
+    draw_strands(&mut img, &no_hair, n, &follicles, scene, &head, &cam, light, &mut rng.fork(12));
+    let photo = finish(img, n, scene, &mut rng.fork(13));
+    Rendered {
+        photo,
+        labels: GrayImage::from_raw(size, size, labels).expect("label buffer matches its size"),
+        density: ImageBuffer::from_raw(size, size, density).expect("density buffer matches its size"),
+        counts,
+    }
+}
+
+fn target(scene: &Scene) -> V3 {
+    let t = scene.camera.target;
+    v3(t[0], t[1], t[2])
+}
+
+/// The pinhole camera: placed `distance` from the target along the view direction, focal
+/// length set so that one cm at the target's depth is `px_per_cm * size` pixels.
+fn camera(scene: &Scene, size: u32) -> Camera {
+    let c = &scene.camera;
+    let t = target(scene);
+    let pos = t + direction(c.azimuth_deg, c.elevation_deg) * c.distance_cm;
+    let s = size as f32;
+    let f = c.px_per_cm * s * c.distance_cm;
+    // Top-down photos have no natural "up": use the face direction and let roll spin it.
+    let up = if scene.view == View::Top { v3(0.0, 1.0, 0.0) } else { v3(0.0, 0.0, 1.0) };
+    let cx = s * (0.5 + c.shift[0]);
+    let cy = s * (0.5 + c.shift[1]);
+    Camera::look_at(pos, t, up, c.roll_deg, f * c.stretch_x, f * c.stretch_y, cx, cy)
+}
+
+/// The ear: about 6 cm tall and 3 cm wide on the side of the head, just behind the middle.
+fn in_ear(pos: &ScalpPos) -> bool {
+    ear_ellipse(pos) < 1.0
+}
+
+fn ear_ellipse(pos: &ScalpPos) -> f32 {
+    ((pos.polar - 113.0) / 18.0).powi(2) + ((pos.from_front - 97.0) / 9.5).powi(2)
+}
+
+/// Skin albedo of the non-scalp head: forehead, brows, eyes, ears.
+fn face_albedo(pos: &ScalpPos, skin: [f32; 3], brow: [f32; 3]) -> [f32; 3] {
+    if in_ear(pos) {
+        // Ear: a redder helix with a shadowed rim and a dark concha inside.
+        let e = ear_ellipse(pos);
+        let c = ((pos.polar - 116.0) / 8.0).powi(2) + ((pos.from_front - 96.0) / 4.5).powi(2);
+        let k = if c < 1.0 { 0.35 + 0.3 * c } else if e > 0.8 { 0.6 } else { 1.0 };
+        return [skin[0] * k * 1.08, skin[1] * k * 0.88, skin[2] * k * 0.88];
+    }
+    if pos.from_front < 45.0 {
+        let f = pos.from_front;
+        let brow_polar = 94.0 + 4.0 * ((f - 22.0) / 16.0).powi(2);
+        if (8.0..38.0).contains(&f) && (pos.polar - brow_polar).abs() < 2.2 {
+            return mix(skin, brow, 0.7);
+        }
+        let de = ((pos.polar - 103.0) / 2.6).powi(2) + ((f - 21.0) / 8.0).powi(2);
+        if de < 1.0 {
+            let iris = ((pos.polar - 103.0) / 2.0).powi(2) + ((f - 21.0) / 2.6).powi(2) < 1.0;
+            return if iris { [0.03, 0.025, 0.02] } else { mix(skin, [0.7, 0.68, 0.65], 0.6) };
+        }
+        if f < 8.0 && pos.polar > 104.0 {
+            // Nose ridge catches a little more light.
+            return skin.map(|c| c * 1.05);
+        }
+        if f < 14.0 && (pos.polar - 131.0).abs() < 1.6 {
+            return [skin[0] * 0.75, skin[1] * 0.45, skin[2] * 0.45];
+        }
+    }
+    skin
+}
+
+fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+}
+
+/// Lambert plus Blinn-Phong; `shine` scales the specular term (flash glare on bare scalp).
+#[allow(clippy::too_many_arguments)]
+fn shade(albedo: [f32; 3], n: V3, view: V3, light: V3, scene: &Scene, shine: f32, exponent: f32, k: f32) -> [f32; 3] {
+    let l = &scene.light;
+    let diff = l.ambient + l.intensity * n.dot(light).max(0.0);
+    let h = (light + view).norm();
+    let spec = if n.dot(light) > 0.0 { shine * l.intensity * n.dot(h).max(0.0).powf(exponent) } else { 0.0 };
+    [albedo[0] * diff * k + spec, albedo[1] * diff * k + spec, albedo[2] * diff * k + spec * 0.97]
+}
+
+/// A cluttered room behind the head: a wall gradient and random furniture-like shapes.
+fn background(scene: &Scene, n: usize) -> Buf {
+    let mut r = Rng::new(scene.background_seed);
+    let muted = |r: &mut Rng| {
+        let l = r.range(10.0, 92.0);
+        let sat = if r.chance(0.25) { 45.0 } else { 14.0 };
+        lab_to_linear(l, r.range(-sat, sat), r.range(-sat, sat))
+    };
+    let (c0, c1) = (muted(&mut r), muted(&mut r));
+    let ang = r.range(0.0, std::f32::consts::TAU);
+    let (ga, gb) = (ang.cos() / n as f32, ang.sin() / n as f32);
+    let mut img: Buf = (0..n * n)
+        .map(|i| {
+            let (x, y) = ((i % n) as f32, (i / n) as f32);
+            let t = (0.5 + (x - n as f32 / 2.0) * ga + (y - n as f32 / 2.0) * gb).clamp(0.0, 1.0);
+            mix(c0, c1, t)
+        })
+        .collect();
+    let shapes = 4 + r.below(16);
+    for _ in 0..shapes {
+        let col = muted(&mut r);
+        let (cx, cy) = (r.range(-0.1, 1.1) * n as f32, r.range(-0.1, 1.1) * n as f32);
+        let (hw, hh) = (r.range(0.02, 0.4) * n as f32, r.range(0.02, 0.4) * n as f32);
+        let rot = if r.chance(0.6) { 0.0 } else { r.range(0.0, 3.14) };
+        let (sn, cs) = rot.sin_cos();
+        let kind = r.below(3); // 0 box, 1 ellipse, 2 striped box (fabric, blinds)
+        let stripe = r.range(3.0, 18.0);
+        let col2 = muted(&mut r);
+        // Some surfaces are textured (carpet, fabric, wood), most are smooth.
+        let grain = if r.chance(0.3) { r.range(0.1, 0.5) } else { 0.0 };
+        let reach = hw.max(hh) * 1.42;
+        let (x0, x1) = (((cx - reach).max(0.0)) as usize, ((cx + reach).min(n as f32 - 1.0)).max(0.0) as usize);
+        let (y0, y1) = (((cy - reach).max(0.0)) as usize, ((cy + reach).min(n as f32 - 1.0)).max(0.0) as usize);
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                let (dx, dy) = (x as f32 - cx, y as f32 - cy);
+                let (u, v) = (dx * cs + dy * sn, -dx * sn + dy * cs);
+                let inside = match kind {
+                    1 => (u / hw).powi(2) + (v / hh).powi(2) < 1.0,
+                    _ => u.abs() < hw && v.abs() < hh,
+                };
+                if inside {
+                    let c = if kind == 2 && ((u / stripe).floor() as i32) % 2 == 0 { col2 } else { col };
+                    // Light falls off across each object a little, so shapes are not flat cut-outs.
+                    let k = 0.85 + 0.15 * (v / hh.max(1.0)).clamp(-1.0, 1.0) + grain * (r.f32() - 0.5);
+                    img[y * n + x] = c.map(|c| c * k);
+                }
+            }
+        }
+    }
+    img
+}
+
+/// Grows each follicle into a strand along the flow from the crown whorl and draws it
+/// anti-aliased into the linear image.
+#[allow(clippy::too_many_arguments)]
+fn draw_strands(img: &mut Buf, no_hair: &[bool], n: usize, follicles: &[Follicle], scene: &Scene, head: &Ellipsoid, cam: &Camera, light: V3, r: &mut Rng) {
+    let h = &scene.hair;
+    let whorl = ScalpPos::dir(h.whorl_polar_deg, h.whorl_azimuth_deg);
+    let base = h.colour.lab();
+    let pigment = lab_to_linear(base[0], base[1], base[2]);
+    let white = lab_to_linear(HairColour::White.lab()[0], 0.0, 4.0);
+    let elevation: f32 = if h.length_cm < 0.3 { 0.9 } else if h.length_cm < 1.5 { 0.5 } else { 0.22 };
+    let l = &scene.light;
+    let mut pts: Vec<(f32, f32)> = Vec::with_capacity(9);
+    for f in follicles {
+        let q = (f.p - head.centre).div_el(head.radii).norm();
+        // Barbers taper the sides and back: strands shorten below the temples.
+        let taper = 1.0 - 0.65 * super::pattern::smoothstep(0.35, -0.1, q.z);
+        let len = h.length_cm * taper * r.range(0.6, 1.3);
+        // Flow: away from the whorl along the surface, swirled near it.
+        let away = q - whorl;
+        let mut t = (away - f.n * away.dot(f.n)).norm();
+        let swirl = (h.swirl_deg.to_radians() * (-away.len() * 2.5).exp()) + r.range(-0.25, 0.25);
+        t = t * swirl.cos() + f.n.cross(t) * swirl.sin();
+        let e = elevation + r.range(-0.15, 0.15);
+        let mut dir = (t * e.cos() + f.n * e.sin()).norm();
+        let px_per_cm = cam.fx / cam.depth(f.p).max(1.0);
+        let segs = ((len * px_per_cm / 5.0).ceil() as usize).clamp(1, 8);
+        let step = len / segs as f32;
+        let mut p = f.p;
+        pts.clear();
+        let (sx, sy) = match cam.project(p) {
+            Some(s) => s,
+            None => continue,
+        };
+        let (ox, oy) = (f.x - sx, f.y - sy); // sub-pixel follicle position
+        pts.push((f.x, f.y));
+        for _ in 0..segs {
+            p = head.onto(p + dir * step, 0.002);
+            let nn = head.normal(p);
+            // Longer hair lies down along the scalp; curl bends it at random.
+            dir = (dir - nn * (dir.dot(nn) * 0.45) + v3(r.range(-1.0, 1.0), r.range(-1.0, 1.0), r.range(-1.0, 1.0)) * h.curl).norm();
+            match cam.project(p) {
+                Some((x, y)) => pts.push((x + ox, y + oy)),
+                None => break,
+            }
+        }
+        let albedo = if r.chance(h.white_fraction) { white } else { pigment.map(|c| c * r.range(0.75, 1.25)) };
+        // Kajiya-Kay: hair shines where the half vector is perpendicular to the strand.
+        let view = (cam.pos - f.p).norm();
+        let half = (light + view).norm();
+        let th = dir.dot(half);
+        let spec = 0.25 * l.intensity * (1.0 - th * th).max(0.0).sqrt().powf(30.0);
+        let diff = l.ambient + l.intensity * (0.3 + 0.7 * f.n.dot(light).max(0.0));
+        let col = albedo.map(|c| c * diff + spec);
+        // Width times 2.6: a strand also shades the skin beside it with its own shadow.
+        let alpha = (h.strand_width_cm * px_per_cm * 2.6).clamp(0.2, 1.0);
+        // The hair's root shows through the skin as a dark dot, even on a fresh shave: dense
+        // follicles read as a shadow over the scalp, thin ones as sparse dots.
+        line(img, no_hair, n, pts[0], (pts[0].0 + 1.0, pts[0].1 + 0.3), pigment.map(|c| c * 0.8), (alpha * 0.8).min(0.6));
+        let last = pts.len().saturating_sub(1).max(1) as f32;
+        for (k, w) in pts.windows(2).enumerate() {
+            // Strands taper towards the tip.
+            let a = alpha * (1.0 - 0.5 * k as f32 / last);
+            line(img, no_hair, n, w[0], w[1], col, a);
+        }
+        if pts.len() == 1 {
+            line(img, no_hair, n, pts[0], (pts[0].0 + 0.7, pts[0].1), col, alpha);
+        }
+    }
+}
+
+/// Anti-aliased line (Wu-style: each step splits its coverage between the two pixels
+/// straddling the line), blended with opacity `alpha`.
+fn line(img: &mut Buf, no_hair: &[bool], n: usize, a: (f32, f32), b: (f32, f32), col: [f32; 3], alpha: f32) {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let steps = dx.abs().max(dy.abs()).ceil().max(1.0) as usize;
+    if steps > 4 * n {
+        return;
+    }
+    let (sx, sy) = (dx / steps as f32, dy / steps as f32);
+    let major_x = dx.abs() >= dy.abs();
+    let lim = n as f32 - 1.0;
+    for s in 0..steps {
+        let x = a.0 + sx * (s as f32 + 0.5) - 0.5;
+        let y = a.1 + sy * (s as f32 + 0.5) - 0.5;
+        if x < 0.0 || y < 0.0 || x >= lim || y >= lim {
+            continue;
+        }
+        let (xi, yi) = (x as usize, y as usize);
+        let (p0, p1, f) = if major_x {
+            let xr = (x + 0.5) as usize;
+            (yi * n + xr, (yi + 1) * n + xr, y - yi as f32)
+        } else {
+            let yr = (y + 0.5) as usize;
+            (yr * n + xi, yr * n + xi + 1, x - xi as f32)
+        };
+        if !no_hair[p0] {
+            blend(&mut img[p0], col, alpha * (1.0 - f));
+        }
+        if !no_hair[p1] {
+            blend(&mut img[p1], col, alpha * f);
+        }
+    }
+}
+
+fn blend(px: &mut [f32; 3], col: [f32; 3], a: f32) {
+    for c in 0..3 {
+        px[c] += (col[c] - px[c]) * a;
+    }
+}
+
+/// The camera: shadow, vignette, blur, white balance and exposure in linear light, then
+/// sRGB encoding and sensor noise.
+fn finish(mut img: Buf, n: usize, scene: &Scene, r: &mut Rng) -> RgbImage {
+    let d = &scene.defects;
+    let half = n as f32 / 2.0;
+    let [sang, soff, sstr] = d.shadow;
+    let (sn, cs) = sang.to_radians().sin_cos();
+    for (i, px) in img.iter_mut().enumerate() {
+        let (x, y) = ((i % n) as f32 - half, (i / n) as f32 - half);
+        let rr = (x * x + y * y) / (half * half * 2.0);
+        let mut k = d.exposure * (1.0 - d.vignette * rr);
+        if sstr > 0.0 {
+            let s = (x * cs + y * sn) / half - soff;
+            k *= 1.0 - sstr * super::pattern::smoothstep(-0.15, 0.15, s);
+        }
+        for c in 0..3 {
+            px[c] *= k * d.white_balance[c];
+        }
+    }
+    if d.blur_sigma_px > 0.05 {
+        gaussian_blur(&mut img, n, d.blur_sigma_px);
+    }
+    let lut = SrgbLut::new();
+    let mut out = RgbImage::new(n as u32, n as u32);
+    for (i, p) in out.pixels_mut().enumerate() {
+        let px = img[i];
+        // Approximately Gaussian sensor noise from three uniforms: cheaper than Box-Muller.
+        let g = (r.f32() + r.f32() + r.f32() - 1.5) * 2.0 * d.noise_sigma;
+        for c in 0..3 {
+            let chroma = (r.f32() - 0.5) * d.noise_sigma * 0.6;
+            p.0[c] = (lut.encode(px[c]) as f32 + g + chroma).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// Separable Gaussian blur with clamped edges.
+fn gaussian_blur(img: &mut Buf, n: usize, sigma: f32) {
+    let rad = (sigma * 2.5).ceil() as isize;
+    let mut k: Vec<f32> = (-rad..=rad).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let sum: f32 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= sum);
+    let mut tmp = vec![[0.0f32; 3]; n * n];
+    let max = n as isize - 1;
+    for y in 0..n {
+        for x in 0..n {
+            let mut acc = [0.0; 3];
+            for (j, w) in k.iter().enumerate() {
+                let xx = (x as isize + j as isize - rad).clamp(0, max) as usize;
+                let s = img[y * n + xx];
+                acc = [acc[0] + s[0] * w, acc[1] + s[1] * w, acc[2] + s[2] * w];
+            }
+            tmp[y * n + x] = acc;
+        }
+    }
+    for y in 0..n {
+        for x in 0..n {
+            let mut acc = [0.0; 3];
+            for (j, w) in k.iter().enumerate() {
+                let yy = (y as isize + j as isize - rad).clamp(0, max) as usize;
+                let s = tmp[yy * n + x];
+                acc = [acc[0] + s[0] * w, acc[1] + s[1] * w, acc[2] + s[2] * w];
+            }
+            img[y * n + x] = acc;
+        }
+    }
+}
