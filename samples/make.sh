@@ -14,5 +14,5 @@ s --start 250 --view right --pattern diffuse --skin dark
 s --start 306 --view back --pattern norwood --skin intermediate --scar fue
 s --start 350 --view top --pattern areata --skin dark
 s --start 400 --view top --pattern diffuse --skin light --scar trauma
-s --start 451 --view right --pattern norwood --skin very_light --hair grey
+s --start 450 --view right --pattern norwood --skin very_light --hair grey
 echo "samples rendered into $(pwd)"

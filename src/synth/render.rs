@@ -71,6 +71,10 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
     let mean_len = scene.hair.length_cm;
     let hairline_phase = [rng.range(0.0, 6.3), rng.range(0.0, 6.3)];
     let sheen = (scene.skin.shine * 40.0 + 12.0).round();
+    // Real scalp skin is blotchy: uneven tone and patches of redness, a few cm across.
+    let tone = super::pattern::ValueNoise::new(&mut rng.fork(14), 32, 2.2);
+    let redness = super::pattern::ValueNoise::new(&mut rng.fork(15), 32, 1.4);
+    let blotch = rng.range(0.03, 0.12);
 
     let mut labels = vec![0u8; n * n];
     let mut density = vec![0u16; n * n];
@@ -112,7 +116,9 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
                     counts.surface_cm2[class as usize] += area;
                     // Hair coverage of the skin here, for occlusion darkening and hidden glare.
                     let cover = 1.0 - (-dens * scene.hair.strand_width_cm * mean_len.min(1.5) * 1.5).exp();
-                    let mut albedo = skin;
+                    let t = 1.0 + blotch * tone.at(pos.u, pos.v);
+                    let red = blotch * 0.8 * redness.at(pos.u, pos.v).max(0.0);
+                    let mut albedo = [skin[0] * t * (1.0 + red), skin[1] * t * (1.0 - red), skin[2] * t * (1.0 - red)];
                     let mut shine = scene.skin.shine * (1.0 - cover);
                     if let Some(s) = scar {
                         let sp = s.spec;
@@ -131,7 +137,8 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
                 } else {
                     counts.pixels[0] += 1;
                     no_hair[i] = in_ear(&pos);
-                    let albedo = face_albedo(&pos, skin, brow);
+                    let t = 1.0 + blotch * tone.at(pos.u, pos.v);
+                    let albedo = face_albedo(&pos, skin.map(|c| c * t), brow);
                     img[i] = shade(albedo, nrm, view_dir, light, scene, scene.skin.shine * 0.5, sheen, 1.0 + 0.04 * (rng.f32() - 0.5));
                 }
             } else if tn.is_finite() && tn <= tt {

@@ -406,9 +406,9 @@ fn sample_camera(r: &mut Rng, view: View, radii: [f32; 3]) -> CameraSpec {
     };
     let u = ScalpPos::dir(tp, ta);
     let target = v3(u.x * radii[0], u.y * radii[1], u.z * radii[2]);
-    // The head's 16 cm width spans 60-160 % of the frame: above 100 % the photo is a, as many real close-ups are.
+    // The head's 16 cm width spans 60-170 % of the frame: above 100 % the photo is a, as many real close-ups are.
     // partial crop, as many real close-ups are (the dev photos mostly fill the frame).
-    let fill = if r.chance(0.4) { r.range(1.0, 1.6) } else { r.range(0.6, 1.0) };
+    let fill = if r.chance(0.55) { r.range(1.0, 1.7) } else { r.range(0.6, 1.0) };
     let mut roll = r.range(-15.0, 15.0);
     if view == View::Top {
         roll = r.range(-180.0, 180.0);

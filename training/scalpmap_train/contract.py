@@ -1,0 +1,18 @@
+"""The model contract shared by training, export and evaluation (see ../shared/DESIGN.md).
+
+The Rust analyser reads all of this from the ONNX metadata; nothing here is hard-coded there.
+"""
+
+CLASSES = ["background", "hair", "thinning", "bare", "scar"]
+INPUT_SIZE = 256  # square; the whole photo is resized to it (see RESIZE_RULE)
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+# The density output is hairs per cm² of scalp divided by this.
+DENSITY_UNIT = 100.0
+RESIZE_RULE = (
+    "whole photo, EXIF-upright, resized to 256x256 with an area (box) filter, aspect ratio not kept; "
+    "the training renders include photos stretched 0.75-1.3x in one axis and heads filling 60-170% "
+    "of the frame, which is the range the model knows"
+)
+MODEL_VERSION = "0.1.0"
+OPSET = 17

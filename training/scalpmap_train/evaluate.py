@@ -1,0 +1,185 @@
+"""Evaluates the exported ONNX model; every figure in the model card comes from here.
+
+- synthetic: per-class IoU and mIoU on renders from seeds never used in training, density MAE;
+- real: on ../shared/real/uze-dev (skipped when absent), the Spearman correlation between the
+  predicted (thinning + bare) / scalp fraction and the Norwood level, per view and over top-down
+  plus back, next to a trivial baseline computed the same way; a contact sheet of predictions
+  (written outside the repository, since it shows the real photos);
+- speed: ms per image in ONNX Runtime and tract (median).
+"""
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage, stats
+
+from . import contract
+from .data import load_synth, normalise, prepare_photo
+
+# Colour-blind-safe palette (Okabe-Ito) for the contact sheet: background transparent.
+PALETTE = np.array([[0, 0, 0], [0, 158, 115], [240, 228, 66], [213, 94, 0], [204, 121, 167]], np.uint8)
+
+
+def session(path, threads=2):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def predict(sess, photos_uint8):
+    """Class map and density (hairs/cm²) for each NHWC uint8 photo, one at a time (batch 1)."""
+    classes, dens = [], []
+    for p in photos_uint8:
+        probs, d = sess.run(None, {"image": normalise(p[None])})
+        classes.append(probs[0].argmax(0).astype(np.uint8))
+        dens.append(d[0, 0] * contract.DENSITY_UNIT)
+    return np.stack(classes), np.stack(dens)
+
+
+def iou_table(pred, truth, k=len(contract.CLASSES)):
+    cm = np.bincount(truth.ravel().astype(np.int64) * k + pred.ravel(), minlength=k * k).reshape(k, k)
+    inter = np.diag(cm).astype(np.float64)
+    union = cm.sum(0) + cm.sum(1) - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return {c: float(v) for c, v in zip(contract.CLASSES, iou)}, cm
+
+
+def loss_fraction(classes):
+    """(thinning + bare) / scalp pixels, scalp = every class but background."""
+    scalp = (classes > 0).sum()
+    return float(((classes == 2) | (classes == 3)).sum() / scalp) if scalp else 0.0
+
+
+def baseline_fraction(photo_uint8):
+    """The trivial baseline: skin-coloured, smooth pixels in the central half of the photo."""
+    h, w, _ = photo_uint8.shape
+    c = photo_uint8[h // 4: 3 * h // 4, w // 4: 3 * w // 4].astype(np.float32)
+    r, g, b = c[..., 0], c[..., 1], c[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    skin = (cr > 135) & (cr < 180) & (cb > 80) & (cb < 135) & (y > 40)
+    mean = ndimage.uniform_filter(y, 5)
+    sq = ndimage.uniform_filter(y * y, 5)
+    smooth = np.sqrt(np.maximum(sq - mean * mean, 0)) < 6.0
+    return float((skin & smooth).mean())
+
+
+def synthetic(sess, folder):
+    photos, labels, density, meta, _ = load_synth(folder)
+    pred, dens = predict(sess, photos)
+    ious, cm = iou_table(pred, labels)
+    scalp = labels > 0
+    true_frac = [loss_fraction(l) for l in labels]
+    pred_frac = [loss_fraction(p) for p in pred]
+    return {
+        "images": len(photos),
+        "seeds": sorted({m["seed"] for m in meta}),
+        "iou": ious,
+        "miou": float(np.nanmean(list(ious.values()))),
+        "pixel_accuracy": float(np.diag(cm).sum() / cm.sum()),
+        "confusion_rows_truth_cols_pred": cm.tolist(),
+        "density_mae_per_cm2_on_scalp": float(np.abs(dens[scalp] - density[scalp] * contract.DENSITY_UNIT).mean()),
+        "loss_fraction_mae": float(np.mean(np.abs(np.array(true_frac) - np.array(pred_frac)))),
+        "loss_fraction_pearson": float(stats.pearsonr(true_frac, pred_frac)[0]),
+    }
+
+
+def real(sess, folder, sheet_path):
+    rows = list(csv.DictReader(open(Path(folder) / "labels.csv")))
+    photos = np.stack([prepare_photo(Image.open(Path(folder) / r["file"])) for r in rows])
+    pred, _ = predict(sess, photos)
+    views = [r["view"].lower() for r in rows]
+    norwood = np.array([int(r["norwood"]) for r in rows])
+    ours = np.array([loss_fraction(p) for p in pred])
+    base = np.array([baseline_fraction(p) for p in photos])
+    result = {"photos": len(rows), "per_view": {}}
+
+    def rho(mask):
+        return (float(stats.spearmanr(ours[mask], norwood[mask])[0]), float(stats.spearmanr(base[mask], norwood[mask])[0]), int(mask.sum()))
+
+    for v in sorted(set(views)):
+        r, b, n = rho(np.array([x == v for x in views]))
+        result["per_view"][v] = {"spearman": r, "baseline_spearman": b, "n": n}
+    r, b, n = rho(np.array([x in ("top-down", "back") for x in views]))
+    result["top_down_and_back"] = {"spearman": r, "baseline_spearman": b, "n": n}
+    r, b, n = rho(np.ones(len(rows), bool))
+    result["all_views"] = {"spearman": r, "baseline_spearman": b, "n": n}
+    if sheet_path:
+        contact_sheet(photos, pred, rows, ours, sheet_path)
+    return result
+
+
+def contact_sheet(photos, pred, rows, ours, path, cell=160):
+    order = np.lexsort(([r["view"] for r in rows], [int(r["norwood"]) for r in rows]))
+    cols = 10
+    n = len(order)
+    sheet = Image.new("RGB", (cols * cell, ((n + cols // 2 - 1) // (cols // 2)) * cell))
+    for k, i in enumerate(order):
+        ph = Image.fromarray(photos[i]).resize((cell, cell))
+        ov = photos[i].astype(np.float32)
+        m = pred[i] > 0
+        ov[m] = 0.45 * ov[m] + 0.55 * PALETTE[pred[i][m]]
+        ovi = Image.fromarray(ov.astype(np.uint8)).resize((cell, cell))
+        x, y = (k % (cols // 2)) * 2 * cell, (k // (cols // 2)) * cell
+        sheet.paste(ph, (x, y))
+        sheet.paste(ovi, (x + cell, y))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def timings(path, runs=20):
+    x = np.zeros((1, 3, contract.INPUT_SIZE, contract.INPUT_SIZE), np.float32)
+    out = {}
+    for threads in (1, 2):
+        s = session(path, threads)
+        s.run(None, {"image": x})
+        t = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            s.run(None, {"image": x})
+            t.append((time.perf_counter() - t0) * 1000)
+        out[f"onnxruntime_ms_{threads}_threads"] = float(np.median(t))
+    import tract
+
+    tm = tract.onnx().model_for_path(path).into_optimized().into_runnable()
+    tm.run([x])
+    t = []
+    for _ in range(max(5, runs // 2)):
+        t0 = time.perf_counter()
+        tm.run([x])
+        t.append((time.perf_counter() - t0) * 1000)
+    out["tract_ms"] = float(np.median(t))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--val", required=True)
+    ap.add_argument("--real", default="../../shared/real/uze-dev")
+    ap.add_argument("--sheet", default="out/real_contact_sheet.png")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    sess = session(a.model)
+    result = {"synthetic": synthetic(sess, a.val)}
+    if (Path(a.real) / "labels.csv").exists():
+        result["real"] = real(sess, a.real, a.sheet)
+    else:
+        print(f"real photos not found at {a.real}: skipping the real-photo check")
+    result["speed"] = timings(a.model)
+    print(json.dumps({k: v for k, v in result.items()}, indent=1, default=str)[:4000])
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""A small U-Net with two heads: class probabilities and follicle density.
+
+Only operators tract runs are used: Conv, Relu, MaxPool, ConvTranspose, Concat, Softmax.
+BatchNorm is trained and folded into the convolutions at export.
+"""
+
+import torch
+from torch import nn
+
+from .contract import CLASSES
+
+
+def block(cin, cout):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    def __init__(self, widths=(16, 32, 64, 96)):
+        super().__init__()
+        w = widths
+        self.enc = nn.ModuleList([block(3, w[0]), block(w[0], w[1]), block(w[1], w[2])])
+        self.mid = block(w[2], w[3])
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList([nn.ConvTranspose2d(w[3], w[2], 2, stride=2), nn.ConvTranspose2d(w[2], w[1], 2, stride=2), nn.ConvTranspose2d(w[1], w[0], 2, stride=2)])
+        self.dec = nn.ModuleList([block(2 * w[2], w[2]), block(2 * w[1], w[1]), block(2 * w[0], w[0])])
+        self.cls = nn.Conv2d(w[0], len(CLASSES), 1)
+        self.dens = nn.Conv2d(w[0], 1, 1)
+
+    def features(self, x):
+        skips = []
+        for e in self.enc:
+            x = e(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.mid(x)
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
+            x = dec(torch.cat([up(x), skip], dim=1))
+        return x
+
+    def forward(self, x):
+        """Training forward: class logits and density (hairs/cm² / DENSITY_UNIT)."""
+        f = self.features(x)
+        return self.cls(f), torch.relu(self.dens(f))
+
+
+class Exported(nn.Module):
+    """What goes into the ONNX file: softmax probabilities and density."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        logits, dens = self.net(x)
+        return torch.softmax(logits, dim=1), dens
+
+
+def fold_batchnorm(net):
+    """Folds every Conv+BatchNorm pair (eval statistics) into one Conv, in place."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in net.modules():
+        if isinstance(module, nn.Sequential):
+            items = list(module)
+            for i in range(len(items) - 1):
+                if isinstance(items[i], nn.Conv2d) and isinstance(items[i + 1], nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(items[i], items[i + 1])
+                    module[i + 1] = nn.Identity()
+    return net
+
+
+def param_count(net):
+    return sum(p.numel() for p in net.parameters())
