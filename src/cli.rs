@@ -7,12 +7,18 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use scalpmap::analyze::Settings;
+use scalpmap::batch::{self, BatchConfig};
+use scalpmap::model::{self, backend, BackendChoice};
+use scalpmap::report::ModelInfo;
 use scalpmap::synth::color::{HairColour, ItaClass};
 use scalpmap::synth::scene::{PatternKind, ScarKind, View};
 use scalpmap::synth::{self, Overrides, PhotoFormat, SynthConfig};
 
 /// Exit code for a bad command line or setup problem (as clap uses).
 const EXIT_USAGE: i32 = 2;
+/// Exit code when some photos of a batch failed (the others were analysed).
+const EXIT_SOME_FAILED: i32 = 1;
 
 #[derive(Parser, Debug)]
 #[command(name = "scalpmap", version, about = "Maps hair loss on scalp photos and drafts SMP treatment plans")]
@@ -23,8 +29,52 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Analyse scalp photos: zone maps, measurements, JSON reports and overlays.
+    Analyze(AnalyzeArgs),
     /// Render synthetic scalp photos with exact ground truth (labels, density, areas).
     Synth(SynthArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AnalyzeArgs {
+    /// Photos and folders (searched recursively for .jpg, .jpeg, .png, .webp, .tif, .tiff).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Output folder for reports, overlays and the batch summary (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Another ONNX model that keeps the scalpmap contract (default: the embedded model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Inference engine: auto takes ONNX Runtime when a library is found (ORT_DYLIB_PATH,
+    /// a pip-installed onnxruntime, or the system), tract otherwise.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// Photos analysed at once (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Scale of the photos in pixels per cm, for areas in cm².
+    #[arg(long)]
+    px_per_cm: Option<f64>,
+    /// Print each report as one JSON line on stdout, for planning tools.
+    #[arg(long)]
+    jsonl: bool,
+    /// Also write the class map (NAME.mask.png, one class id per pixel at the model's grid).
+    #[arg(long)]
+    masks: bool,
+    /// Replace file names in reports and summaries with stable hashes.
+    #[arg(long)]
+    anonymize: bool,
+    /// Refuse photos larger than this many megapixels (checked before decoding).
+    #[arg(long, default_value_t = 64.0)]
+    max_megapixels: f64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    Auto,
+    Tract,
+    Onnxruntime,
 }
 
 #[derive(clap::Args, Debug)]
@@ -94,6 +144,7 @@ fn parse_scar(s: &str) -> Result<ScarKind, String> {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
+        Command::Analyze(a) => analyze_cmd(a),
         Command::Synth(a) => synth_cmd(a),
     }
 }
@@ -148,4 +199,82 @@ fn with_jobs<T: Send>(jobs: Option<usize>, f: impl FnOnce() -> anyhow::Result<T>
         Some(j) => rayon::ThreadPoolBuilder::new().num_threads(j).build()?.install(f),
         None => f(),
     }
+}
+
+fn analyze_cmd(a: AnalyzeArgs) -> i32 {
+    match analyze_inner(a) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("scalpmap analyze: {e:#}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
+    if let Some(k) = a.px_per_cm {
+        anyhow::ensure!(k.is_finite() && k > 0.0, "--px-per-cm must be a positive number");
+    }
+    anyhow::ensure!(a.max_megapixels.is_finite() && a.max_megapixels > 0.0, "--max-megapixels must be positive");
+    let jobs = match a.jobs {
+        Some(0) => anyhow::bail!("--jobs must be at least 1"),
+        Some(j) => j,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    let choice = match a.backend {
+        BackendArg::Auto => BackendChoice::Auto,
+        BackendArg::Tract => BackendChoice::Tract,
+        BackendArg::Onnxruntime => BackendChoice::OnnxRuntime,
+    };
+    let engine = backend::init(choice)?.clone();
+    let loaded = model::load(a.model.as_deref())?;
+    let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
+    if inputs.is_empty() && pre_failures.is_empty() {
+        anyhow::bail!("no photos found in {:?}: give .jpg, .png, .webp or .tif files or folders holding them", a.paths);
+    }
+    let mut settings = Settings::new(
+        ModelInfo { version: loaded.contract.model_version.clone(), source: loaded.source.clone(), training_data_sha256: loaded.contract.training_data_sha256.clone() },
+        engine.clone(),
+    );
+    settings.px_per_cm = a.px_per_cm;
+    settings.anonymize = a.anonymize;
+    settings.max_pixels = (a.max_megapixels * 1e6) as u64;
+    let total = inputs.len() + pre_failures.len();
+    let cfg = BatchConfig {
+        inputs,
+        out: a.out.clone(),
+        model: &loaded.bytes,
+        contract: loaded.contract.clone(),
+        settings,
+        write_masks: a.masks,
+        session_threads: 1,
+    };
+    let bar = progress(total as u64);
+    bar.set_prefix("analyze");
+    bar.inc(pre_failures.len() as u64);
+    let stdout = std::sync::Mutex::new(std::io::stdout());
+    let on_report = |r: &scalpmap::report::Report| {
+        if a.jsonl {
+            if let Ok(line) = serde_json::to_string(r) {
+                use std::io::Write;
+                let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    };
+    let summary = with_jobs(Some(jobs), || batch::run(&cfg, pre_failures, &on_report, &|| bar.inc(1)))?;
+    bar.finish_and_clear();
+    for row in summary.rows.iter().filter(|r| r.status != "ok") {
+        eprintln!("failed: {}", row.error.as_deref().unwrap_or("unknown error"));
+    }
+    eprintln!(
+        "analysed {} of {} photos in {:.1} s with {} {} into {}",
+        summary.analysed,
+        summary.photos,
+        summary.seconds,
+        engine.name,
+        engine.version,
+        a.out.display()
+    );
+    Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }

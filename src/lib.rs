@@ -1,9 +1,19 @@
 //! scalpmap: maps hair loss on scalp photos and drafts scalp micropigmentation (SMP) plans.
 //!
 //! The library holds every stage; `src/main.rs` is a thin clap front end over it.
-//! Today it owns the class vocabulary, atomic output writing and the synthetic renderer
+//! Today it owns the class vocabulary, atomic output writing, the model contract and inference
+//! engines (`model`), and the synthetic renderer
 //! (`synth`) that gives the model and the tests exact ground truth.
 
+pub mod analyze;
+pub mod batch;
 pub mod classes;
 pub mod fsio;
+pub mod masks;
+pub mod model;
+pub mod overlay;
+pub mod photo;
+pub mod quality;
+pub mod report;
 pub mod synth;
+pub mod zones;

@@ -150,7 +150,7 @@ def timings(path, runs=20):
         out[f"onnxruntime_ms_{threads}_threads"] = float(np.median(t))
     import tract
 
-    tm = tract.onnx().model_for_path(path).into_optimized().into_runnable()
+    tm = tract.onnx().load(path).into_model().into_runnable()
     tm.run([x])
     t = []
     for _ in range(max(5, runs // 2)):

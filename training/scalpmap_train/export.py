@@ -78,7 +78,7 @@ def check(m, out_path, reference, seed=0):
 
     import tract
 
-    tm = tract.onnx().model_for_path(out_path).into_optimized().into_runnable()
+    tm = tract.onnx().load(out_path).into_model().into_runnable()
     got_tract = [v.to_numpy() for v in tm.run([x])]
     result = {"ops": sorted(ops)}
     for name, got in (("onnxruntime", got_ort), ("tract", got_tract)):
@@ -86,6 +86,31 @@ def check(m, out_path, reference, seed=0):
         result[name] = {"probs_max_abs_diff": diffs[0], "density_max_abs_diff": diffs[1]}
         assert max(diffs) < TOLERANCE, f"{name} disagrees with PyTorch: {diffs}"
     return result
+
+
+def formula_input(size=contract.INPUT_SIZE):
+    """A deterministic input both Python and Rust compute bit-identically (f64 sin, then f32):
+    x[0, c, y, x] = 2 * sin(0.05 * x + 0.031 * y + 1.7 * c)."""
+    c, y, x = np.meshgrid(np.arange(3), np.arange(size), np.arange(size), indexing="ij")
+    return (2.0 * np.sin(0.05 * x + 0.031 * y + 1.7 * c)).astype(np.float32)[None]
+
+
+def write_reference(reference, path, n=512, seed=1):
+    """PyTorch outputs at n fixed pixels for the formula input, for the crate's tests."""
+    x = formula_input()
+    with torch.no_grad():
+        probs, dens = [t.numpy() for t in reference(torch.from_numpy(x))]
+    rng = np.random.default_rng(seed)
+    pts = rng.integers(0, contract.INPUT_SIZE, (n, 2))
+    ref = {
+        "input": "x[0, c, y, x] = 2 * sin(0.05 * x + 0.031 * y + 1.7 * c), computed in f64 then cast to f32",
+        "tolerance": TOLERANCE,
+        "points": pts.tolist(),
+        "probs": [[float(probs[0, k, py, px]) for k in range(probs.shape[1])] for py, px in pts],
+        "density": [float(dens[0, 0, py, px]) for py, px in pts],
+    }
+    with open(path, "w") as f:
+        json.dump(ref, f)
 
 
 def main():
@@ -96,6 +121,7 @@ def main():
     info = json.load(open(a.state + ".json"))
     m, reference = export(a.state, a.out, info)
     result = check(m, a.out, reference)
+    write_reference(reference, a.out.replace(".onnx", ".reference.json"))
     print(json.dumps(result, indent=1))
     with open(a.out + ".check.json", "w") as f:
         json.dump(result, f, indent=1)

@@ -73,8 +73,9 @@ def train(data, steps, batch, crop, lr, seed, log_every=50):
         sched.step()
         if step % log_every == 0 or step == steps - 1:
             el = time.time() - started
-            log.append({"step": step, "ce": float(ce), "density_l1": float(dl), "seconds": round(el, 1)})
-            print(f"step {step}/{steps} ce {float(ce):.4f} dens {float(dl):.4f} {el:.0f}s ({(step + 1) * batch / el:.1f} img/s)", flush=True)
+            ce_v, dl_v = ce.item(), dl.item()
+            log.append({"step": step, "ce": ce_v, "density_l1": dl_v, "seconds": round(el, 1)})
+            print(f"step {step}/{steps} ce {ce_v:.4f} dens {dl_v:.4f} {el:.0f}s ({(step + 1) * batch / el:.1f} img/s)", flush=True)
     return net, {"data_sha256": digest, "images": int(len(photos)), "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "class_weights": CLASS_WEIGHTS}

@@ -1,0 +1,189 @@
+//! One photo through the whole analysis: decode, prepare, segment, clean the class map,
+//! measure classes and zones, assess quality, build the report and the overlay. Every stage but
+//! the model run is a pure function, timed separately.
+
+use std::path::Path;
+use std::time::Instant;
+
+use image::RgbImage;
+use sha2::{Digest, Sha256};
+
+use crate::classes::Class;
+use crate::masks::{clean, ClassMap};
+use crate::model::{prepare, BackendInfo, Segmenter};
+use crate::photo::{self, PhotoError};
+use crate::report::*;
+use crate::zones::{zones, MapScale};
+use crate::{overlay, quality};
+
+/// What the analysis is told, besides the photo.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub px_per_cm: Option<f64>,
+    /// Regions below this area merge into their surroundings: cm² with a scale...
+    pub min_region_cm2: f64,
+    /// ...or this fraction of the map without one.
+    pub min_region_fraction: f64,
+    /// Outline simplification tolerance, in map cells.
+    pub simplify_cells: f64,
+    pub max_pixels: u64,
+    pub anonymize: bool,
+    pub model: ModelInfo,
+    pub backend: BackendInfo,
+}
+
+impl Settings {
+    pub fn new(model: ModelInfo, backend: BackendInfo) -> Settings {
+        Settings {
+            px_per_cm: None,
+            min_region_cm2: 0.2,
+            min_region_fraction: 0.0005,
+            simplify_cells: 1.0,
+            max_pixels: photo::DEFAULT_MAX_PIXELS,
+            anonymize: false,
+            model,
+            backend,
+        }
+    }
+}
+
+pub struct Analysis {
+    pub report: Report,
+    pub overlay: RgbImage,
+    pub class_map: ClassMap,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Photo(#[from] PhotoError),
+    #[error("{path}: {why}")]
+    Inference { path: String, why: String },
+}
+
+fn ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The view named in a file name (`..._top.jpg`, `front`, `crown`, `left`...), if any.
+pub fn view_from_name(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_string_lossy().to_ascii_lowercase();
+    let words: Vec<&str> = stem.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let has = |w: &str| words.contains(&w);
+    if has("top") || has("vertex") || stem.contains("top-down") || stem.contains("topdown") {
+        Some("top".into())
+    } else if has("front") || has("hairline") {
+        Some("front".into())
+    } else if has("back") || has("crown") || has("occipital") {
+        Some("back".into())
+    } else if has("left") {
+        Some("left".into())
+    } else if has("right") {
+        Some("right".into())
+    } else {
+        None
+    }
+}
+
+/// Analyses photo bytes read from `path`.
+pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, s: &Settings, read_ms: f64) -> Result<Analysis, AnalyzeError> {
+    let started = Instant::now();
+    let t = Instant::now();
+    let photo = photo::decode(bytes, path, s.max_pixels)?;
+    let decode_ms = ms(t) + read_ms;
+    let t = Instant::now();
+    let input = prepare(&photo.image, seg.contract());
+    let prepare_ms = ms(t);
+    let t = Instant::now();
+    let out = seg.run(&input).map_err(|e| AnalyzeError::Inference { path: path.display().to_string(), why: e.to_string() })?;
+    let infer_ms = ms(t);
+    let t = Instant::now();
+    let c = seg.contract();
+    let (mw, mh) = (c.input_width, c.input_height);
+    let (pw, ph) = photo.image.dimensions();
+    let (sx, sy) = (pw as f64 / mw as f64, ph as f64 / mh as f64);
+    let min_cells = match s.px_per_cm {
+        Some(k) => (s.min_region_cm2 * k * k / (sx * sy)).round() as usize,
+        None => (s.min_region_fraction * (mw * mh) as f64).round() as usize,
+    }
+    .max(1);
+    let raw = ClassMap::new(mw, mh, out.classes().iter().copied().collect());
+    let map = clean(&raw, min_cells, Class::COUNT);
+    let density: Vec<f32> = out.density.iter().copied().collect();
+    let zs = zones(&map, &density, MapScale { sx, sy, px_per_cm: s.px_per_cm }, s.simplify_cells * sx.max(sy));
+    let hist = map.histogram(Class::COUNT);
+    let cells = (mw * mh) as f64;
+    let scalp_cells: u64 = hist[1..].iter().sum();
+    let share = |n: u64| if scalp_cells > 0 { n as f64 / scalp_cells as f64 } else { 0.0 };
+    let classes: Vec<ClassShare> = Class::ALL
+        .iter()
+        .map(|&k| {
+            let n = hist[k as usize];
+            let area_px = n as f64 * sx * sy;
+            ClassShare {
+                class: k.name().into(),
+                fraction_of_photo: n as f64 / cells,
+                fraction_of_scalp: (k != Class::Background).then(|| share(n)),
+                area_px,
+                area_cm2: s.px_per_cm.map(|p| area_px / (p * p)),
+            }
+        })
+        .collect();
+    let mean_on = |class: Class| {
+        let v: Vec<f64> = map.data.iter().zip(&density).filter(|(&m, _)| m == class as u8).map(|(_, &d)| d as f64).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let q = quality::assess(&photo.image, &map);
+    let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
+    let overlay = overlay::render(&photo.image, &map, &zs, &shares);
+    let post_ms = ms(t);
+    let file = if s.anonymize { crate::batch::anonymous_name(path) } else { path.display().to_string() };
+    let report = Report {
+        schema: REPORT_SCHEMA.into(),
+        scalpmap_version: env!("CARGO_PKG_VERSION").into(),
+        input: InputInfo {
+            file,
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+            format: photo.format.into(),
+            width: pw,
+            height: ph,
+            orientation_applied: photo.orientation.into(),
+        },
+        view: if s.anonymize { None } else { view_from_name(path) },
+        model: s.model.clone(),
+        backend: s.backend.clone(),
+        timings_ms: Timings { decode: decode_ms, prepare: prepare_ms, infer: infer_ms, post: post_ms, total: ms(started) + read_ms },
+        analysis: AnalysisGrid { width: mw, height: mh, photo_px_per_cell: [sx, sy], min_region_cells: min_cells },
+        px_per_cm: s.px_per_cm,
+        loss_fraction_of_scalp: share(hist[Class::Thinning as usize] + hist[Class::Bare as usize]),
+        classes,
+        density: DensitySummary { mean_on_hair_per_cm2: mean_on(Class::Hair), mean_on_thinning_per_cm2: mean_on(Class::Thinning) },
+        zones: zs,
+        quality: q,
+    };
+    Ok(Analysis { report, overlay, class_map: map })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_come_from_file_names() {
+        assert_eq!(view_from_name(Path::new("n5-p11-top-down.jpg")).as_deref(), Some("top"));
+        assert_eq!(view_from_name(Path::new("client_42_Crown.JPG")).as_deref(), Some("back"));
+        assert_eq!(view_from_name(Path::new("IMG_0001.jpg")), None);
+        assert_eq!(view_from_name(Path::new("frontal.jpg")), None, "whole words only");
+        assert_eq!(view_from_name(Path::new("a-front.png")).as_deref(), Some("front"));
+    }
+
+    #[test]
+    fn sha256_of_empty_is_the_known_digest() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+}

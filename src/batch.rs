@@ -1,0 +1,326 @@
+//! A batch: collecting photos from files and folders, analysing them in parallel with one
+//! model session per worker, writing each photo's outputs atomically, recording failures
+//! without stopping, and the batch summary (JSON and CSV).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use image::ImageFormat;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::{analyze_bytes, Analysis, Settings};
+use crate::fsio::write_atomic;
+use crate::model::{ModelContract, Segmenter};
+use crate::report::{Failure, Report};
+
+/// File extensions taken from folders (files named explicitly are always tried).
+const PHOTO_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "heic", "heif"];
+/// Suffixes of scalpmap's own outputs (analysis overlays and masks, the renderer's truth
+/// maps), never taken as inputs when a folder is walked.
+const OUTPUT_SUFFIXES: [&str; 4] = [".overlay.png", ".mask.png", ".labels.png", ".density.png"];
+
+/// Photos found under `paths`, sorted and de-duplicated, plus the paths that could not be read.
+pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
+    let mut found = BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut found, &mut failures, &mut seen_dirs),
+            Ok(_) => {
+                found.insert(p.clone());
+            }
+            Err(e) => failures.push(Failure { file: p.display().to_string(), error: format!("{}: cannot read ({e})", p.display()) }),
+        }
+    }
+    (found.into_iter().collect(), failures)
+}
+
+fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, failures: &mut Vec<Failure>, seen: &mut HashSet<PathBuf>) {
+    // Canonical paths guard against symlink loops.
+    let Ok(canon) = dir.canonicalize() else {
+        failures.push(Failure { file: dir.display().to_string(), error: format!("{}: cannot resolve the folder", dir.display()) });
+        return;
+    };
+    if !seen.insert(canon) {
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            failures.push(Failure { file: dir.display().to_string(), error: format!("{}: cannot list the folder ({e})", dir.display()) });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => walk(&path, found, failures, seen),
+            Ok(_) => {
+                let is_photo = path.extension().is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()));
+                if is_photo && !name.starts_with('.') && !OUTPUT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                    found.insert(path);
+                }
+            }
+            Err(e) => failures.push(Failure { file: path.display().to_string(), error: format!("{}: cannot read ({e})", path.display()) }),
+        }
+    }
+}
+
+/// Output base names: the file stem, with `-2`, `-3`... for repeats in input order.
+pub fn output_names(inputs: &[PathBuf]) -> Vec<String> {
+    let mut used: HashMap<String, usize> = HashMap::new();
+    inputs
+        .iter()
+        .map(|p| {
+            let stem: String = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "photo".into());
+            let stem: String = stem.chars().map(|c| if c.is_control() || c == '/' || c == '\\' { '_' } else { c }).collect();
+            let n = used.entry(stem.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                stem
+            } else {
+                format!("{stem}-{n}")
+            }
+        })
+        .collect()
+}
+
+/// A stable stand-in for a file name: `anon-` and 16 hex digits of the path's SHA-256.
+pub fn anonymous_name(path: &Path) -> String {
+    format!("anon-{}", &crate::analyze::sha256_hex(path.to_string_lossy().as_bytes())[..16])
+}
+
+pub struct BatchConfig<'a> {
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub model: &'a [u8],
+    pub contract: ModelContract,
+    pub settings: Settings,
+    pub write_masks: bool,
+    /// Intra-op threads per session (ONNX Runtime only).
+    pub session_threads: usize,
+}
+
+/// One row of the batch summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub file: String,
+    pub output: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub view: Option<String>,
+    pub hair: Option<f64>,
+    pub thinning: Option<f64>,
+    pub bare: Option<f64>,
+    pub scar: Option<f64>,
+    pub loss_fraction_of_scalp: Option<f64>,
+    pub zones: Option<usize>,
+    pub retake: Option<bool>,
+    pub total_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema: String,
+    pub photos: usize,
+    pub analysed: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub rows: Vec<SummaryRow>,
+}
+
+impl SummaryRow {
+    fn ok(file: String, output: String, r: &Report) -> SummaryRow {
+        let share = |name: &str| r.classes.iter().find(|c| c.class == name).and_then(|c| c.fraction_of_scalp);
+        SummaryRow {
+            file,
+            output: Some(output),
+            status: "ok".into(),
+            error: None,
+            view: r.view.clone(),
+            hair: share("hair"),
+            thinning: share("thinning"),
+            bare: share("bare"),
+            scar: share("scar"),
+            loss_fraction_of_scalp: Some(r.loss_fraction_of_scalp),
+            zones: Some(r.zones.len()),
+            retake: Some(r.quality.retake),
+            total_ms: Some(r.timings_ms.total),
+        }
+    }
+
+    fn failed(f: &Failure) -> SummaryRow {
+        SummaryRow {
+            file: f.file.clone(),
+            output: None,
+            status: "failed".into(),
+            error: Some(f.error.clone()),
+            view: None,
+            hair: None,
+            thinning: None,
+            bare: None,
+            scar: None,
+            loss_fraction_of_scalp: None,
+            zones: None,
+            retake: None,
+            total_ms: None,
+        }
+    }
+}
+
+/// Runs the batch. `on_report` sees each report as it is written (for --jsonl), `tick` each
+/// finished photo (for the progress bar). A photo that fails is recorded; the batch goes on.
+pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&Report) + Sync), tick: &(dyn Fn() + Sync)) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&cfg.out).map_err(|e| anyhow::anyhow!("cannot create the output folder {}: {e}", cfg.out.display()))?;
+    // With --anonymize the output files are named by the same stable hash as the reports.
+    let names = if cfg.settings.anonymize { cfg.inputs.iter().map(|p| anonymous_name(p)).collect() } else { output_names(&cfg.inputs) };
+    let input_set: HashSet<PathBuf> = cfg.inputs.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    // One session per worker: sessions are checked out of a pool and returned, so a worker
+    // builds at most one, however rayon splits the work.
+    let pool: Mutex<Vec<Segmenter>> = Mutex::new(Vec::new());
+    let first = Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?;
+    pool.lock().unwrap_or_else(|p| p.into_inner()).push(first);
+    let rows: Vec<SummaryRow> = cfg
+        .inputs
+        .par_iter()
+        .zip(names.par_iter())
+        .map(|(path, name)| {
+            let file = if cfg.settings.anonymize { anonymous_name(path) } else { path.display().to_string() };
+            let result = (|| -> anyhow::Result<Report> {
+                let mut seg = match pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+                    Some(s) => s,
+                    None => Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?,
+                };
+                let t = Instant::now();
+                let read = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read the file ({e})", path.display()));
+                let read_ms = t.elapsed().as_secs_f64() * 1e3;
+                let analysis = read.and_then(|bytes| Ok(analyze_bytes(&mut seg, &bytes, path, &cfg.settings, read_ms)?));
+                pool.lock().unwrap_or_else(|p| p.into_inner()).push(seg);
+                let analysis = analysis?;
+                write_outputs(&cfg.out, name, &analysis, cfg.write_masks, &input_set)?;
+                Ok(analysis.report)
+            })();
+            tick();
+            match result {
+                Ok(report) => {
+                    on_report(&report);
+                    SummaryRow::ok(file, name.clone(), &report)
+                }
+                Err(e) => SummaryRow::failed(&Failure { file, error: format!("{e:#}") }),
+            }
+        })
+        .collect();
+    let mut all: Vec<SummaryRow> = pre_failures.iter().map(SummaryRow::failed).collect();
+    all.extend(rows);
+    let failed = all.iter().filter(|r| r.status != "ok").count();
+    let summary = Summary {
+        schema: "scalpmap-summary/1".into(),
+        photos: all.len(),
+        analysed: all.len() - failed,
+        failed,
+        seconds: (started.elapsed().as_secs_f64() * 1e3).round() / 1e3,
+        rows: all,
+    };
+    write_atomic(&cfg.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    write_atomic(&cfg.out.join("summary.csv"), summary_csv(&summary.rows).as_bytes())?;
+    Ok(summary)
+}
+
+fn write_outputs(out: &Path, name: &str, a: &Analysis, masks: bool, inputs: &HashSet<PathBuf>) -> anyhow::Result<()> {
+    let guard = |p: PathBuf| -> anyhow::Result<PathBuf> {
+        // Inputs are never overwritten, even when --out is the input folder.
+        if p.canonicalize().is_ok_and(|c| inputs.contains(&c)) {
+            anyhow::bail!("{} would overwrite an input photo; choose another --out", p.display());
+        }
+        Ok(p)
+    };
+    let mut png = Cursor::new(Vec::new());
+    a.overlay.write_to(&mut png, ImageFormat::Png)?;
+    write_atomic(&guard(out.join(format!("{name}.overlay.png")))?, png.get_ref())?;
+    if masks {
+        let m = image::GrayImage::from_raw(a.class_map.width as u32, a.class_map.height as u32, a.class_map.data.clone())
+            .ok_or_else(|| anyhow::anyhow!("class map size"))?;
+        let mut buf = Cursor::new(Vec::new());
+        m.write_to(&mut buf, ImageFormat::Png)?;
+        write_atomic(&guard(out.join(format!("{name}.mask.png")))?, buf.get_ref())?;
+    }
+    // The report goes last: a report on disk always has its overlay beside it.
+    write_atomic(&guard(out.join(format!("{name}.json")))?, &serde_json::to_vec_pretty(&a.report)?)
+}
+
+/// CSV with RFC 4180 quoting.
+pub fn summary_csv(rows: &[SummaryRow]) -> String {
+    fn q(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+    fn f(v: Option<f64>) -> String {
+        v.map(|x| format!("{x:.4}")).unwrap_or_default()
+    }
+    let mut out = String::from("file,output,status,error,view,hair,thinning,bare,scar,loss_fraction_of_scalp,zones,retake,total_ms\n");
+    for r in rows {
+        let cols = [
+            q(&r.file),
+            q(r.output.as_deref().unwrap_or("")),
+            q(&r.status),
+            q(r.error.as_deref().unwrap_or("")),
+            q(r.view.as_deref().unwrap_or("")),
+            f(r.hair),
+            f(r.thinning),
+            f(r.bare),
+            f(r.scar),
+            f(r.loss_fraction_of_scalp),
+            r.zones.map(|z| z.to_string()).unwrap_or_default(),
+            r.retake.map(|b| b.to_string()).unwrap_or_default(),
+            r.total_ms.map(|t| format!("{t:.1}")).unwrap_or_default(),
+        ];
+        out.push_str(&cols.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_are_unique_in_input_order() {
+        let inputs: Vec<PathBuf> = ["a/x.jpg", "b/x.jpg", "b/y.png", "c/x.JPG"].iter().map(PathBuf::from).collect();
+        assert_eq!(output_names(&inputs), vec!["x", "x-2", "y", "x-3"]);
+    }
+
+    #[test]
+    fn collect_walks_folders_skips_outputs_and_reports_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("client1");
+        std::fs::create_dir(&sub).unwrap();
+        for n in ["top.jpg", "back.PNG", "notes.txt", "top.overlay.png", "top.json", "s.labels.png", "s.density.png"] {
+            std::fs::write(sub.join(n), b"x").unwrap();
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.path(), sub.join("loop")).unwrap();
+        let (found, failures) = collect_inputs(&[d.path().to_path_buf(), d.path().join("missing.jpg")]);
+        let names: Vec<String> = found.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, vec!["back.PNG", "top.jpg"]);
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].error.contains("missing.jpg"));
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let row = SummaryRow::failed(&Failure { file: "a,b.jpg".into(), error: "said \"no\"".into() });
+        let csv = summary_csv(&[row]);
+        assert_eq!(csv.lines().nth(1).unwrap(), "\"a,b.jpg\",,failed,\"said \"\"no\"\"\",,,,,,,,,");
+    }
+}

@@ -1,0 +1,38 @@
+//! The ONNX model: its contract (read from the file's metadata), the inference engine choice
+//! (tract built in, or a real ONNX Runtime library), and the `Segmenter` that runs it with the
+//! contract's pre-processing.
+
+pub mod backend;
+pub mod contract;
+pub mod onnx_meta;
+pub mod segmenter;
+
+pub use backend::{BackendChoice, BackendInfo};
+pub use contract::ModelContract;
+pub use segmenter::{prepare, Segmentation, Segmenter};
+
+use std::borrow::Cow;
+use std::path::Path;
+
+/// The shipped model, compiled into the binary so an installed `scalpmap` needs no files.
+pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/scalpmap-seg.onnx");
+
+/// A model's bytes, checked contract, and where it came from ("embedded" or its path).
+pub struct LoadedModel {
+    pub bytes: Cow<'static, [u8]>,
+    pub contract: ModelContract,
+    pub source: String,
+}
+
+/// Loads `--model FILE`, or the embedded model when `path` is `None`, and checks its contract.
+pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
+    let (bytes, source) = match path {
+        None => (Cow::Borrowed(EMBEDDED_MODEL), "embedded".to_string()),
+        Some(p) => (
+            Cow::Owned(std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read the model {}: {e}", p.display()))?),
+            p.display().to_string(),
+        ),
+    };
+    let contract = ModelContract::from_onnx(&bytes).map_err(|e| anyhow::anyhow!("model {source}: {e}"))?;
+    Ok(LoadedModel { bytes, contract, source })
+}

@@ -1,0 +1,137 @@
+//! Photo quality: sharpness, glare on the scalp, exposure, and how much scalp is visible;
+//! a retake is advised, with the reasons, when any is poor.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::masks::ClassMap;
+use crate::model::segmenter::area_weights;
+
+/// Thresholds, chosen on the rendered samples and the real dev photos (see README).
+pub const BLUR_MIN_SHARPNESS: f64 = 20.0;
+pub const GLARE_MAX_FRACTION: f64 = 0.08;
+pub const SCALP_MIN_FRACTION: f64 = 0.05;
+pub const DARK_MAX_MEAN: f64 = 45.0;
+pub const BRIGHT_MIN_MEAN: f64 = 225.0;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    /// Variance of the Laplacian of the luminance at 512 px on the long side: low is blurry.
+    pub sharpness: f64,
+    /// Fraction of scalp pixels that are near-white (>= 250 luminance): flash glare.
+    pub glare_fraction: f64,
+    /// Mean luminance (0-255) of the scalp, or of the whole photo when no scalp was found.
+    pub mean_luminance: f64,
+    /// Fraction of the photo that is scalp.
+    pub scalp_fraction: f64,
+    pub retake: bool,
+    pub reasons: Vec<String>,
+}
+
+/// Luminance of an RGB photo area-resized to `w` x `h`.
+pub fn luminance(photo: &RgbImage, w: usize, h: usize) -> Vec<f32> {
+    let (sw, sh) = (photo.width() as usize, photo.height() as usize);
+    let cols = area_weights(sw, w);
+    let rows = area_weights(sh, h);
+    let src = photo.as_raw();
+    let mut tmp = vec![0f32; sh * w];
+    for y in 0..sh {
+        for (x, (start, ws)) in cols.iter().enumerate() {
+            tmp[y * w + x] = ws
+                .iter()
+                .enumerate()
+                .map(|(k, wt)| {
+                    let p = (y * sw + start + k) * 3;
+                    (0.299 * src[p] as f32 + 0.587 * src[p + 1] as f32 + 0.114 * src[p + 2] as f32) * wt
+                })
+                .sum();
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    for (y, (start, ws)) in rows.iter().enumerate() {
+        for x in 0..w {
+            out[y * w + x] = ws.iter().enumerate().map(|(k, wt)| tmp[(start + k) * w + x] * wt).sum();
+        }
+    }
+    out
+}
+
+/// Variance of the 4-neighbour Laplacian.
+pub fn laplacian_variance(lum: &[f32], w: usize, h: usize) -> f64 {
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let (mut sum, mut sq, mut n) = (0f64, 0f64, 0f64);
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let i = y * w + x;
+            let l = (lum[i - 1] + lum[i + 1] + lum[i - w] + lum[i + w] - 4.0 * lum[i]) as f64;
+            sum += l;
+            sq += l * l;
+            n += 1.0;
+        }
+    }
+    let mean = sum / n;
+    sq / n - mean * mean
+}
+
+pub fn assess(photo: &RgbImage, map: &ClassMap) -> Quality {
+    let (pw, ph) = (photo.width() as usize, photo.height() as usize);
+    let long = pw.max(ph).max(1) as f64;
+    let k = (512.0 / long).min(1.0);
+    let (bw, bh) = (((pw as f64 * k).round() as usize).max(1), ((ph as f64 * k).round() as usize).max(1));
+    let sharpness = laplacian_variance(&luminance(photo, bw, bh), bw, bh);
+    let lum = luminance(photo, map.width, map.height);
+    let scalp: Vec<f32> = lum.iter().zip(&map.data).filter(|(_, &c)| c != 0).map(|(&l, _)| l).collect();
+    let scalp_fraction = scalp.len() as f64 / map.data.len().max(1) as f64;
+    let glare_fraction = if scalp.is_empty() { 0.0 } else { scalp.iter().filter(|&&l| l >= 250.0).count() as f64 / scalp.len() as f64 };
+    let basis = if scalp.is_empty() { &lum } else { &scalp };
+    let mean_luminance = basis.iter().map(|&l| l as f64).sum::<f64>() / basis.len().max(1) as f64;
+    let mut reasons = Vec::new();
+    if sharpness < BLUR_MIN_SHARPNESS {
+        reasons.push(format!("blurry (sharpness {sharpness:.0} < {BLUR_MIN_SHARPNESS:.0}): hold the phone still and focus on the scalp"));
+    }
+    if glare_fraction > GLARE_MAX_FRACTION {
+        reasons.push(format!("glare on {:.0}% of the scalp: turn the flash off or light from the side", glare_fraction * 100.0));
+    }
+    if scalp_fraction < SCALP_MIN_FRACTION {
+        reasons.push(format!("scalp fills only {:.1}% of the photo: move closer", scalp_fraction * 100.0));
+    }
+    if mean_luminance < DARK_MAX_MEAN {
+        reasons.push(format!("too dark (mean {mean_luminance:.0}/255): add light"));
+    } else if mean_luminance > BRIGHT_MIN_MEAN {
+        reasons.push(format!("overexposed (mean {mean_luminance:.0}/255): reduce light or exposure"));
+    }
+    Quality { sharpness, glare_fraction, mean_luminance, scalp_fraction, retake: !reasons.is_empty(), reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn laplacian_of_flat_is_zero_and_of_checkerboard_is_large() {
+        assert_eq!(laplacian_variance(&[7.0; 25], 5, 5), 0.0);
+        let cb: Vec<f32> = (0..25).map(|i| if (i % 5 + i / 5) % 2 == 0 { 0.0 } else { 100.0 }).collect();
+        // Interior Laplacian is +-400, alternating: variance 160000.
+        assert!((laplacian_variance(&cb, 5, 5) - 160_000.0).abs() < 20_000.0);
+    }
+
+    #[test]
+    fn flat_white_photo_of_scalp_is_glare_blur_and_overexposed() {
+        let photo = RgbImage::from_pixel(8, 8, image::Rgb([255, 255, 255]));
+        let map = ClassMap::new(4, 4, vec![3; 16]);
+        let q = assess(&photo, &map);
+        assert_eq!(q.scalp_fraction, 1.0);
+        assert_eq!(q.glare_fraction, 1.0);
+        assert!(q.retake && q.reasons.len() == 3, "{:?}", q.reasons);
+    }
+
+    #[test]
+    fn no_scalp_advises_moving_closer() {
+        let photo = RgbImage::from_fn(16, 16, |x, y| image::Rgb([((x * 37 + y * 91) % 256) as u8, 100, 100]));
+        let q = assess(&photo, &ClassMap::new(4, 4, vec![0; 16]));
+        assert_eq!(q.scalp_fraction, 0.0);
+        assert!(q.reasons.iter().any(|r| r.contains("move closer")));
+    }
+}

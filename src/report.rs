@@ -1,0 +1,96 @@
+//! The per-photo report: serde types with a schema version. Planning tools read these; the
+//! JSON Schema in `schemas/report.schema.json` describes them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::BackendInfo;
+use crate::quality::Quality;
+use crate::zones::Zone;
+
+/// Bumped whenever a field changes meaning or disappears; additions keep the version.
+pub const REPORT_SCHEMA: &str = "scalpmap-report/1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub scalpmap_version: String,
+    pub input: InputInfo,
+    /// View, when known (from the file name).
+    pub view: Option<String>,
+    pub model: ModelInfo,
+    pub backend: BackendInfo,
+    pub timings_ms: Timings,
+    pub analysis: AnalysisGrid,
+    /// Photo pixels per cm, when given; areas in cm² are present only then.
+    pub px_per_cm: Option<f64>,
+    pub classes: Vec<ClassShare>,
+    /// (thinning + bare) / scalp.
+    pub loss_fraction_of_scalp: f64,
+    pub density: DensitySummary,
+    pub zones: Vec<Zone>,
+    pub quality: Quality,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputInfo {
+    /// The path as given (or a stable hash of it with --anonymize).
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub format: String,
+    /// Upright size (after EXIF orientation).
+    pub width: u32,
+    pub height: u32,
+    pub orientation_applied: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub version: String,
+    /// "embedded" or the --model path.
+    pub source: String,
+    pub training_data_sha256: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub decode: f64,
+    pub prepare: f64,
+    pub infer: f64,
+    pub post: f64,
+    pub total: f64,
+}
+
+/// The class map's grid: each map pixel stands for `photo_px_per_cell` photo pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisGrid {
+    pub width: usize,
+    pub height: usize,
+    pub photo_px_per_cell: [f64; 2],
+    /// Regions smaller than this many cells were merged into their surroundings.
+    pub min_region_cells: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassShare {
+    pub class: String,
+    pub fraction_of_photo: f64,
+    /// Absent for background.
+    pub fraction_of_scalp: Option<f64>,
+    pub area_px: f64,
+    pub area_cm2: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DensitySummary {
+    /// Mean predicted follicle density, hairs/cm², over hair and over thinning pixels.
+    pub mean_on_hair_per_cm2: Option<f64>,
+    pub mean_on_thinning_per_cm2: Option<f64>,
+}
+
+/// A photo the batch could not analyse.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub file: String,
+    pub error: String,
+}

@@ -1,0 +1,122 @@
+//! `scalpmap analyze` end to end on the committed samples, with the default engine (tract):
+//! outputs, exit codes, the report schema, --jsonl, failures that do not stop a batch, and the
+//! measured fractions against the synthetic truth.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use scalpmap::batch::Summary;
+use scalpmap::classes::Class;
+use scalpmap::report::Report;
+use scalpmap::synth::Truth;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scalpmap(args: &[&str], out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scalpmap")).args(args).arg("--out").arg(out).output().unwrap()
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("schemas/report.schema.json")).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("the schema itself is valid")
+}
+
+/// Stated tolerances for |measured - true| (thinning + bare) / scalp fraction on the samples,
+/// as the shipped model v0.1.0 achieves them (models/MODEL_CARD.md): median over the samples,
+/// and the worst single photo (front and back views read face and neck skin as bare; long hair
+/// hides thin follicles). Tighten these as the model improves.
+const LOSS_FRACTION_MEDIAN_TOLERANCE: f64 = 0.15;
+const LOSS_FRACTION_MAX_TOLERANCE: f64 = 0.45;
+
+#[test]
+fn analyses_the_samples_and_reports_match_truth_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = repo().join("samples");
+    let out = scalpmap(&["analyze", samples.to_str().unwrap(), "--backend", "tract", "--jobs", "2", "--masks", "--jsonl"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // --jsonl: one parseable report per line on stdout, nothing else.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Report> = stdout.lines().map(|l| serde_json::from_str(l).expect("each line is a report")).collect();
+    assert_eq!(lines.len(), 10);
+
+    let summary: Summary = serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!((summary.photos, summary.analysed, summary.failed), (10, 10, 0));
+    let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 11);
+
+    let validator = validator();
+    let mut diffs = Vec::new();
+    for row in &summary.rows {
+        let name = row.output.as_ref().unwrap();
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(format!("{name}.json"))).unwrap()).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&raw).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{name}.json breaks the schema: {errors:?}");
+        let report: Report = serde_json::from_value(raw).unwrap();
+        assert_eq!(report.backend.name, "tract");
+        assert_eq!(report.model.source, "embedded");
+        let overlay = image::open(dir.path().join(format!("{name}.overlay.png"))).unwrap();
+        assert_eq!((overlay.width(), overlay.height()), (report.input.width, report.input.height));
+        let mask = image::open(dir.path().join(format!("{name}.mask.png"))).unwrap().to_luma8();
+        assert!(mask.pixels().all(|p| (p.0[0] as usize) < Class::COUNT));
+
+        let truth: Truth = serde_json::from_slice(&std::fs::read(samples.join(format!("{name}.json"))).unwrap()).unwrap();
+        let px = |c: Class| truth.classes[c as usize].pixels as f64;
+        let scalp = px(Class::Hair) + px(Class::Thinning) + px(Class::Bare) + px(Class::Scar);
+        let true_loss = (px(Class::Thinning) + px(Class::Bare)) / scalp;
+        diffs.push((name.clone(), report.loss_fraction_of_scalp, true_loss));
+    }
+    let mut errs: Vec<f64> = diffs.iter().map(|(_, m, t)| (m - t).abs()).collect();
+    errs.sort_by(f64::total_cmp);
+    let median = (errs[4] + errs[5]) / 2.0;
+    let table: Vec<String> = diffs.iter().map(|(n, m, t)| format!("{n}: measured {m:.3}, truth {t:.3}")).collect();
+    eprintln!("{}\nmedian error {median:.3}, worst {:.3}", table.join("\n"), errs[9]);
+    assert!(median <= LOSS_FRACTION_MEDIAN_TOLERANCE, "median loss-fraction error {median:.3}\n{}", table.join("\n"));
+    assert!(errs[9] <= LOSS_FRACTION_MAX_TOLERANCE, "worst loss-fraction error {:.3}\n{}", errs[9], table.join("\n"));
+}
+
+#[test]
+fn a_bad_photo_is_recorded_and_the_batch_goes_on_with_exit_code_1() {
+    let input = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("samples/synth-2026-00003.jpg"), input.path().join("good.jpg")).unwrap();
+    std::fs::write(input.path().join("broken.jpg"), b"this is not a photo").unwrap();
+    std::fs::write(input.path().join("empty.png"), b"").unwrap();
+    let o = scalpmap(&["analyze", input.path().to_str().unwrap(), "--backend", "tract"], out.path());
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("broken.jpg") && stderr.contains("text file"), "{stderr}");
+    assert!(stderr.contains("empty.png") && stderr.contains("empty"), "{stderr}");
+    let summary: Summary = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!((summary.photos, summary.analysed, summary.failed), (3, 1, 2));
+    assert!(out.path().join("good.json").exists() && !out.path().join("broken.json").exists());
+}
+
+#[test]
+fn usage_and_model_errors_exit_2_with_a_clear_message() {
+    let out = tempfile::tempdir().unwrap();
+    let bad_model = out.path().join("bad.onnx");
+    std::fs::write(&bad_model, b"not a model").unwrap();
+    let o = scalpmap(&["analyze", "samples", "--backend", "tract", "--model", bad_model.to_str().unwrap()], out.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.onnx"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = scalpmap(&["analyze", "samples", "--backend", "tract", "--model", "/nonexistent/model.onnx"], out.path());
+    assert_eq!(o.status.code(), Some(2));
+    let empty = tempfile::tempdir().unwrap();
+    let o = scalpmap(&["analyze", empty.path().to_str().unwrap(), "--backend", "tract"], out.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no photos found"));
+}
+
+#[test]
+fn anonymize_hides_file_names() {
+    let out = tempfile::tempdir().unwrap();
+    let photo = repo().join("samples/synth-2026-00003.jpg");
+    let o = scalpmap(&["analyze", photo.to_str().unwrap(), "--backend", "tract", "--anonymize", "--jsonl"], out.path());
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert!(!stdout.contains("synth-2026") && stdout.contains("anon-"), "{stdout}");
+    let summary = std::fs::read_to_string(out.path().join("summary.csv")).unwrap();
+    assert!(!summary.contains("synth-2026-00003.jpg"));
+}

@@ -1,0 +1,57 @@
+//! Helpers shared by the model tests: the committed model, its PyTorch reference outputs, and
+//! the formula input both sides compute identically.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use ndarray::Array4;
+use scalpmap::model::{backend, BackendChoice, ModelContract, Segmenter};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn model_bytes() -> Vec<u8> {
+    std::fs::read(repo().join("models/scalpmap-seg.onnx")).expect("models/scalpmap-seg.onnx is committed")
+}
+
+#[derive(serde::Deserialize)]
+pub struct Reference {
+    pub tolerance: f32,
+    pub points: Vec<[usize; 2]>,
+    pub probs: Vec<Vec<f32>>,
+    pub density: Vec<f32>,
+}
+
+pub fn reference() -> Reference {
+    serde_json::from_slice(&std::fs::read(repo().join("models/scalpmap-seg.reference.json")).unwrap()).unwrap()
+}
+
+/// x[0, c, y, x] = 2 * sin(0.05 x + 0.031 y + 1.7 c), in f64 then f32, as training/export.py.
+pub fn formula_input(size: usize) -> Array4<f32> {
+    Array4::from_shape_fn((1, 3, size, size), |(_, c, y, x)| (2.0 * (0.05 * x as f64 + 0.031 * y as f64 + 1.7 * c as f64).sin()) as f32)
+}
+
+pub fn segmenter(choice: BackendChoice) -> Result<Segmenter, String> {
+    backend::init(choice).map_err(|e| e.to_string())?;
+    let bytes = model_bytes();
+    let contract = ModelContract::from_onnx(&bytes).map_err(|e| e.to_string())?;
+    Segmenter::new(&bytes, contract, 1).map_err(|e| e.to_string())
+}
+
+/// Largest absolute difference between the engine's outputs and PyTorch's at the reference points.
+pub fn max_diff_to_reference(seg: &mut Segmenter) -> f32 {
+    let r = reference();
+    let size = seg.contract().input_width;
+    let out = seg.run(&formula_input(size)).unwrap();
+    let unit = seg.contract().density_unit;
+    let mut worst = 0f32;
+    for (i, [y, x]) in r.points.iter().enumerate() {
+        for (k, want) in r.probs[i].iter().enumerate() {
+            worst = worst.max((out.probs[[k, *y, *x]] - want).abs());
+        }
+        worst = worst.max((out.density[[*y, *x]] / unit - r.density[i]).abs());
+    }
+    worst
+}

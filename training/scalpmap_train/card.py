@@ -1,0 +1,126 @@
+"""Writes models/MODEL_CARD.md from the training, export-check and evaluation JSON files."""
+
+import argparse
+import hashlib
+import json
+import os
+
+from . import contract
+
+
+def f3(x):
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def write(model, train, check, ev, out, command):
+    sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
+    size = os.path.getsize(model)
+    s = ev["synthetic"]
+    lines = [
+        "# scalpmap-seg model card",
+        "",
+        f"`models/scalpmap-seg.onnx`: version {contract.MODEL_VERSION}, {size / 1e6:.2f} MB, sha256 `{sha}`.",
+        "",
+        "A small U-Net that maps every pixel of a scalp photo to background / hair / thinning / bare / scar",
+        "and estimates follicle density (hairs per cm² of scalp). Trained only on `scalpmap synth` renders.",
+        "",
+        "## Contract (also in the ONNX `metadata_props`)",
+        "",
+        f"- input `image`: 1x3x{contract.INPUT_SIZE}x{contract.INPUT_SIZE} float32, RGB, pixel/255 then (x - mean) / std with mean {contract.MEAN}, std {contract.STD}",
+        f"- resize rule: {contract.RESIZE_RULE}",
+        f"- output `probs`: 1x5x{contract.INPUT_SIZE}x{contract.INPUT_SIZE} softmax over classes {', '.join(contract.CLASSES)} (in this order)",
+        f"- output `density`: 1x1x{contract.INPUT_SIZE}x{contract.INPUT_SIZE}, hairs/cm² divided by {contract.DENSITY_UNIT:g}",
+        f"- operators: {', '.join(check['ops'])}; opset {contract.OPSET}; BatchNorm folded; fixed shape, no `value_info`",
+        f"- training data sha256: `{train['data_sha256']}`",
+        "",
+        "## Training",
+        "",
+        f"{train['images']} renders (`scalpmap synth --seed 1000 --size 512`, resized to {contract.INPUT_SIZE}), {train['steps']} steps of",
+        f"{train['batch']} random {train['crop']}x{train['crop']} crops with 90-degree turns, flips and photometric jitter;",
+        f"AdamW, one-cycle learning rate {train['lr']}, seed {train['seed']}, 2 CPU threads: {train['seconds'] / 60:.1f} minutes.",
+        f"{train['params']:,} parameters. Loss: class-weighted cross-entropy (weights {train['class_weights']}) + 0.5 x L1 density on scalp.",
+        "",
+        "## Agreement of runtimes with PyTorch (random input, max abs difference)",
+        "",
+        "| runtime | probs | density |",
+        "|---|---|---|",
+    ]
+    for rt in ("onnxruntime", "tract"):
+        lines.append(f"| {rt} | {check[rt]['probs_max_abs_diff']:.1e} | {check[rt]['density_max_abs_diff']:.1e} |")
+    lines += [
+        "",
+        f"## Accuracy on synthetic photos from unseen seeds ({s['images']} renders, seed {', '.join(map(str, s['seeds']))})",
+        "",
+        "| class | IoU |",
+        "|---|---|",
+    ]
+    for c, v in s["iou"].items():
+        lines.append(f"| {c} | {f3(v)} |")
+    lines += [
+        f"| **mean (mIoU)** | **{f3(s['miou'])}** |",
+        "",
+        f"Pixel accuracy {f3(s['pixel_accuracy'])}; density mean absolute error on scalp {s['density_mae_per_cm2_on_scalp']:.1f} hairs/cm²;",
+        f"(thinning + bare) / scalp fraction per photo: mean absolute error {f3(s['loss_fraction_mae'])}, Pearson r {f3(s['loss_fraction_pearson'])}.",
+        "Confusion matrix (rows truth, columns prediction, order as the classes):",
+        "",
+        "```",
+    ]
+    lines += [" ".join(f"{v:>9}" for v in row) for row in s["confusion_rows_truth_cols_pred"]]
+    lines += ["```", ""]
+    if "real" in ev:
+        r = ev["real"]
+        lines += [
+            f"## Real photos: rank check against Norwood ({r['photos']} photos of 21 men, `../shared/real/uze-dev`)",
+            "",
+            "Spearman correlation between the predicted (thinning + bare) / scalp fraction and the labelled",
+            "Norwood level, next to the trivial baseline (fraction of skin-coloured, smooth pixels in the",
+            "central half of the photo) computed on the same photos. No real photo was used in training.",
+            "",
+            "| views | n | model | baseline |",
+            "|---|---|---|---|",
+        ]
+        for v, x in r["per_view"].items():
+            lines.append(f"| {v} | {x['n']} | {f3(x['spearman'])} | {f3(x['baseline_spearman'])} |")
+        x = r["top_down_and_back"]
+        lines.append(f"| **top-down + back** | {x['n']} | **{f3(x['spearman'])}** | {f3(x['baseline_spearman'])} |")
+        x = r["all_views"]
+        lines.append(f"| all | {x['n']} | {f3(x['spearman'])} | {f3(x['baseline_spearman'])} |")
+        lines.append("")
+    sp = ev["speed"]
+    lines += [
+        "## Speed (one 256x256 image, median, this 2-core machine)",
+        "",
+        f"ONNX Runtime {sp['onnxruntime_ms_1_threads']:.1f} ms on 1 thread, {sp['onnxruntime_ms_2_threads']:.1f} ms on 2; tract {sp['tract_ms']:.1f} ms.",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        "Every figure above is recomputed by that command (evaluate.py writes `training/out/eval.json`).",
+        "Training is deterministic for a given seed and thread count on one machine; across machines",
+        "and library builds expect the same figures within about ±0.01 IoU, not identical bytes.",
+        "",
+    ]
+    with open(out, "w") as f:
+        f.write("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--check", required=True)
+    ap.add_argument("--eval", required=True)
+    ap.add_argument("--limits", required=True, help="markdown file with the honest limits, appended")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--command", default="bash training/run.sh")
+    a = ap.parse_args()
+    write(a.model, json.load(open(a.train)), json.load(open(a.check)), json.load(open(a.eval)), a.out, a.command)
+    with open(a.out, "a") as f:
+        f.write(open(a.limits).read())
+
+
+if __name__ == "__main__":
+    main()
