@@ -137,7 +137,7 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, s: &Setting
         let v: Vec<f64> = map.data.iter().zip(&density).filter(|(&m, _)| m == class as u8).map(|(_, &d)| d as f64).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    let q = quality::assess(&photo.image, &map);
+    let q = quality::assess(&photo.image, &map, &crate::model::segmenter::input_luminance(&input, c));
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
     let overlay = overlay::render(&photo.image, &map, &zs, &shares);
     let post_ms = ms(t);

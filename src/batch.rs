@@ -194,7 +194,9 @@ pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&R
         .map(|(path, name)| {
             let file = if cfg.settings.anonymize { anonymous_name(path) } else { path.display().to_string() };
             let result = (|| -> anyhow::Result<Report> {
-                let mut seg = match pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+                // Take the lock only to pop: building a session must not block the others.
+                let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let mut seg = match pooled {
                     Some(s) => s,
                     None => Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?,
                 };

@@ -10,7 +10,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scalpmap::analyze::Settings;
 use scalpmap::batch::{self, BatchConfig};
 use scalpmap::model::{self, backend, BackendChoice};
-use scalpmap::report::ModelInfo;
 use scalpmap::synth::color::{HairColour, ItaClass};
 use scalpmap::synth::scene::{PatternKind, ScarKind, View};
 use scalpmap::synth::{self, Overrides, PhotoFormat, SynthConfig};
@@ -232,10 +231,7 @@ fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
     if inputs.is_empty() && pre_failures.is_empty() {
         anyhow::bail!("no photos found in {:?}: give .jpg, .png, .webp or .tif files or folders holding them", a.paths);
     }
-    let mut settings = Settings::new(
-        ModelInfo { version: loaded.contract.model_version.clone(), source: loaded.source.clone(), training_data_sha256: loaded.contract.training_data_sha256.clone() },
-        engine.clone(),
-    );
+    let mut settings = Settings::new(loaded.info(), engine.clone());
     settings.px_per_cm = a.px_per_cm;
     settings.anonymize = a.anonymize;
     settings.max_pixels = (a.max_megapixels * 1e6) as u64;

@@ -75,17 +75,18 @@ pub fn laplacian_variance(lum: &[f32], w: usize, h: usize) -> f64 {
     sq / n - mean * mean
 }
 
-pub fn assess(photo: &RgbImage, map: &ClassMap) -> Quality {
+/// Assesses a photo; `lum` is its luminance on the class map's grid (see
+/// [`crate::model::segmenter::input_luminance`], which reuses the model input).
+pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32]) -> Quality {
     let (pw, ph) = (photo.width() as usize, photo.height() as usize);
     let long = pw.max(ph).max(1) as f64;
     let k = (512.0 / long).min(1.0);
     let (bw, bh) = (((pw as f64 * k).round() as usize).max(1), ((ph as f64 * k).round() as usize).max(1));
     let sharpness = laplacian_variance(&luminance(photo, bw, bh), bw, bh);
-    let lum = luminance(photo, map.width, map.height);
     let scalp: Vec<f32> = lum.iter().zip(&map.data).filter(|(_, &c)| c != 0).map(|(&l, _)| l).collect();
     let scalp_fraction = scalp.len() as f64 / map.data.len().max(1) as f64;
     let glare_fraction = if scalp.is_empty() { 0.0 } else { scalp.iter().filter(|&&l| l >= 250.0).count() as f64 / scalp.len() as f64 };
-    let basis = if scalp.is_empty() { &lum } else { &scalp };
+    let basis = if scalp.is_empty() { lum } else { &scalp[..] };
     let mean_luminance = basis.iter().map(|&l| l as f64).sum::<f64>() / basis.len().max(1) as f64;
     let mut reasons = Vec::new();
     if sharpness < BLUR_MIN_SHARPNESS {
@@ -121,7 +122,7 @@ mod tests {
     fn flat_white_photo_of_scalp_is_glare_blur_and_overexposed() {
         let photo = RgbImage::from_pixel(8, 8, image::Rgb([255, 255, 255]));
         let map = ClassMap::new(4, 4, vec![3; 16]);
-        let q = assess(&photo, &map);
+        let q = assess(&photo, &map, &luminance(&photo, 4, 4));
         assert_eq!(q.scalp_fraction, 1.0);
         assert_eq!(q.glare_fraction, 1.0);
         assert!(q.retake && q.reasons.len() == 3, "{:?}", q.reasons);
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn no_scalp_advises_moving_closer() {
         let photo = RgbImage::from_fn(16, 16, |x, y| image::Rgb([((x * 37 + y * 91) % 256) as u8, 100, 100]));
-        let q = assess(&photo, &ClassMap::new(4, 4, vec![0; 16]));
+        let q = assess(&photo, &ClassMap::new(4, 4, vec![0; 16]), &luminance(&photo, 4, 4));
         assert_eq!(q.scalp_fraction, 0.0);
         assert!(q.reasons.iter().any(|r| r.contains("move closer")));
     }

@@ -24,6 +24,17 @@ pub struct LoadedModel {
     pub source: String,
 }
 
+impl LoadedModel {
+    /// How reports name this model.
+    pub fn info(&self) -> crate::report::ModelInfo {
+        crate::report::ModelInfo {
+            version: self.contract.model_version.clone(),
+            source: self.source.clone(),
+            training_data_sha256: self.contract.training_data_sha256.clone(),
+        }
+    }
+}
+
 /// Loads `--model FILE`, or the embedded model when `path` is `None`, and checks its contract.
 pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     let (bytes, source) = match path {

@@ -156,6 +156,20 @@ pub fn prepare(photo: &RgbImage, c: &ModelContract) -> Array4<f32> {
     out
 }
 
+/// Luminance (0-255) of a prepared 1x3xHxW input, undoing the normalisation: the photo on the
+/// model's grid without a second pass over the full-resolution photo.
+pub fn input_luminance(input: &Array4<f32>, c: &ModelContract) -> Vec<f32> {
+    let (h, w) = (input.shape()[2], input.shape()[3]);
+    let mut out = Vec::with_capacity(h * w);
+    for y in 0..h {
+        for x in 0..w {
+            let ch = |k: usize| (input[[0, k, y, x]] * c.std[k] + c.mean[k]) * 255.0;
+            out.push(0.299 * ch(0) + 0.587 * ch(1) + 0.114 * ch(2));
+        }
+    }
+    out
+}
+
 /// For each output index, the first source index it covers and the weights (summing to 1) of
 /// the source pixels under it: exact box filtering for any scale factor, up or down.
 pub fn area_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
@@ -215,5 +229,7 @@ mod tests {
         assert_eq!(t.shape(), &[1, 3, 1, 2]);
         assert!((t[[0, 0, 0, 0]] - 0.0).abs() < 1e-6, "(0.5 - 0.5) / 0.5");
         assert!((t[[0, 1, 0, 1]] - 0.2).abs() < 1e-6, "51/255");
+        // Luminance of the right cell (grey 51) comes back from the normalised tensor.
+        assert!((input_luminance(&t, &c)[1] - 51.0).abs() < 1e-3);
     }
 }
