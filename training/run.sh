@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-STEPS=${STEPS:-2400}
+STEPS=${STEPS:-3600}
 TRAIN_COUNT=${TRAIN_COUNT:-3000}
 mkdir -p data out ../models
 
