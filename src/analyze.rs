@@ -13,6 +13,7 @@ use crate::masks::{clean, ClassMap};
 use crate::model::{prepare, BackendInfo, Segmenter};
 use crate::photo::{self, PhotoError};
 use crate::report::*;
+use crate::synth::scene::View;
 use crate::zones::{zones, MapScale};
 use crate::{overlay, quality};
 
@@ -69,24 +70,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The view named in a file name (`..._top.jpg`, `front`, `crown`, `left`...), if any.
+/// The view named in a file name (`..._top.jpg`, `front`, `crown`, `left`...), if any: the
+/// first whole word the view vocabulary of [`View::parse`] knows.
 pub fn view_from_name(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_string_lossy().to_ascii_lowercase();
-    let words: Vec<&str> = stem.split(|c: char| !c.is_ascii_alphanumeric()).collect();
-    let has = |w: &str| words.contains(&w);
-    if has("top") || has("vertex") || stem.contains("top-down") || stem.contains("topdown") {
-        Some("top".into())
-    } else if has("front") || has("hairline") {
-        Some("front".into())
-    } else if has("back") || has("crown") || has("occipital") {
-        Some("back".into())
-    } else if has("left") {
-        Some("left".into())
-    } else if has("right") {
-        Some("right".into())
-    } else {
-        None
-    }
+    stem.split(|c: char| !c.is_ascii_alphanumeric()).find_map(View::parse).map(|v| v.name().to_string())
 }
 
 /// Analyses photo bytes read from `path`.

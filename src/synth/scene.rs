@@ -38,7 +38,7 @@ impl View {
         let s = s.to_ascii_lowercase();
         let s = match s.as_str() {
             "top-down" | "topdown" | "vertex" => "top",
-            "crown" => "back",
+            "crown" | "occipital" => "back",
             "hairline" => "front",
             other => other,
         }
