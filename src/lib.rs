@@ -9,6 +9,8 @@ pub mod analyze;
 pub mod batch;
 pub mod classes;
 pub mod fsio;
+#[cfg(feature = "heic")]
+pub mod heic;
 pub mod masks;
 pub mod model;
 pub mod overlay;

@@ -1,5 +1,5 @@
 //! Reading photos: format detection by content (not extension), decoding of JPEG, PNG, WebP
-//! and TIFF, EXIF orientation applied, a pixel limit checked before the full decode, and errors
+//! and TIFF (and HEIC through the system's libheif, see [`crate::heic`]), EXIF orientation applied, a pixel limit checked before the full decode, and errors
 //! that name the file and say what to do. Only pixels are kept: no EXIF, GPS or maker notes
 //! travel further.
 
@@ -30,7 +30,7 @@ pub enum PhotoError {
     Read { path: PathBuf, why: String },
     #[error("{path}: the file is empty")]
     Empty { path: PathBuf },
-    #[error("{path}: not a supported photo ({what}); scalpmap reads JPEG, PNG, WebP and TIFF")]
+    #[error("{path}: not a supported photo ({what}); scalpmap reads JPEG, PNG, WebP, TIFF and HEIC (with libheif)")]
     Unsupported { path: PathBuf, what: String },
     #[error("{path}: {width}x{height} is {mp:.0} megapixels, over the limit of {max_mp:.0}; resize the photo or raise --max-megapixels")]
     TooLarge { path: PathBuf, width: u32, height: u32, mp: f64, max_mp: f64 },
@@ -59,6 +59,9 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
     let p = || path.to_path_buf();
     if bytes.is_empty() {
         return Err(PhotoError::Empty { path: p() });
+    }
+    if is_heif(bytes) {
+        return decode_heif(bytes, path, max_pixels);
     }
     let format = image::guess_format(bytes).map_err(|_| PhotoError::Unsupported { path: p(), what: sniff(bytes) })?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Tiff) {
@@ -95,6 +98,41 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
     })
 }
 
+/// An ISO media file whose brand is HEIC/HEIF (AVIF is not one of them).
+fn is_heif(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && &bytes[4..8] == b"ftyp" && HEIF_BRANDS.contains(&&bytes[8..12])
+}
+
+const HEIF_BRANDS: [&[u8]; 8] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"];
+
+#[cfg(feature = "heic")]
+fn decode_heif(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, PhotoError> {
+    use crate::heic::HeicError;
+    let p = || path.to_path_buf();
+    match crate::heic::decode(bytes, max_pixels) {
+        Ok(image) => Ok(Photo {
+            path: p(),
+            stored_width: image.width(),
+            stored_height: image.height(),
+            image,
+            format: "HEIC",
+            // libheif applies the container's rotation and mirroring itself.
+            orientation: "by-libheif",
+        }),
+        Err(HeicError::NoLibrary(why)) => Err(PhotoError::Unsupported { path: p(), what: format!("HEIC, but {why}; or convert the photo to JPEG") }),
+        Err(HeicError::TooLarge(w, h)) => {
+            let px = w as u64 * h as u64;
+            Err(PhotoError::TooLarge { path: p(), width: w, height: h, mp: px as f64 / 1e6, max_mp: max_pixels as f64 / 1e6 })
+        }
+        Err(HeicError::Corrupt(why)) => Err(PhotoError::Corrupt { path: p(), format: "HEIC", why }),
+    }
+}
+
+#[cfg(not(feature = "heic"))]
+fn decode_heif(_: &[u8], path: &Path, _: u64) -> Result<Photo, PhotoError> {
+    Err(PhotoError::Unsupported { path: path.to_path_buf(), what: "HEIC, and this build has no HEIC support (cargo feature `heic`); convert the photo to JPEG".into() })
+}
+
 fn orientation_name(o: image::metadata::Orientation) -> &'static str {
     use image::metadata::Orientation::*;
     match o {
@@ -115,12 +153,7 @@ fn sniff(bytes: &[u8]) -> String {
     if head.starts_with(b"%PDF") {
         "a PDF document".into()
     } else if head.len() >= 12 && &head[4..8] == b"ftyp" {
-        let brand = String::from_utf8_lossy(&head[8..12]).into_owned();
-        if ["heic", "heix", "mif1", "msf1", "hevc"].contains(&brand.as_str()) {
-            "HEIC; convert it to JPEG first (this build has no HEIC support)".into()
-        } else {
-            format!("an ISO media file, brand '{brand}'")
-        }
+        format!("an ISO media file, brand '{}'", String::from_utf8_lossy(&head[8..12]))
     } else if head.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
         "a text file".into()
     } else {

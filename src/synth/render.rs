@@ -349,21 +349,54 @@ fn draw_strands(img: &mut Buf, no_hair: &[bool], n: usize, follicles: &[Follicle
         let diff = l.ambient + l.intensity * (0.3 + 0.7 * f.n.dot(light).max(0.0));
         let col = albedo.map(|c| c * diff + spec);
         // Width times 2.6: a strand also shades the skin beside it with its own shadow.
-        let alpha = (h.strand_width_cm * px_per_cm * 2.6).clamp(0.2, 1.0);
+        let width_px = h.strand_width_cm * px_per_cm * 2.6;
+        let alpha = width_px.clamp(0.2, 1.0);
+        // Above one pixel (high-resolution renders) a strand is drawn as parallel lines one
+        // pixel apart, so its width stays physical instead of shrinking to a pixel.
+        let lanes = if width_px > 1.0 { (width_px.ceil() as usize).min(12) } else { 1 };
+        let lane_alpha = if lanes > 1 { width_px / lanes as f32 } else { alpha };
         // The hair's root shows through the skin as a dark dot, even on a fresh shave: dense
         // follicles read as a shadow over the scalp, thin ones as sparse dots.
-        line(img, no_hair, n, pts[0], (pts[0].0 + 1.0, pts[0].1 + 0.3), pigment.map(|c| c * 0.8), (alpha * 0.8).min(0.6));
+        // About 0.35 mm across: one pixel at the scale of the training renders (512 px, 20-55
+        // px/cm); drawn physically larger on high-resolution renders, so a 12 MP render
+        // area-averaged to the model's input looks like a small one.
+        let dot_px = ROOT_DOT_CM * px_per_cm;
+        let dot_col = pigment.map(|c| c * 0.8);
+        let dot_alpha = (alpha * 0.8).min(0.6);
+        if dot_px > 2.0 {
+            let rows = dot_px.ceil() as usize;
+            for j in 0..rows {
+                let o = j as f32 - (rows - 1) as f32 / 2.0;
+                let y = pts[0].1 + o;
+                line(img, no_hair, n, (pts[0].0 - dot_px / 2.0, y), (pts[0].0 + dot_px / 2.0, y), dot_col, dot_alpha);
+            }
+        } else {
+            line(img, no_hair, n, pts[0], (pts[0].0 + 1.0, pts[0].1 + 0.3), dot_col, dot_alpha);
+        }
         let last = pts.len().saturating_sub(1).max(1) as f32;
         for (k, w) in pts.windows(2).enumerate() {
             // Strands taper towards the tip.
-            let a = alpha * (1.0 - 0.5 * k as f32 / last);
-            line(img, no_hair, n, w[0], w[1], col, a);
+            let taper = 1.0 - 0.5 * k as f32 / last;
+            if lanes == 1 {
+                line(img, no_hair, n, w[0], w[1], col, alpha * taper);
+                continue;
+            }
+            let (dx, dy) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+            let len = (dx * dx + dy * dy).sqrt().max(1e-6);
+            let (px, py) = (-dy / len, dx / len);
+            for j in 0..lanes {
+                let o = j as f32 - (lanes - 1) as f32 / 2.0;
+                line(img, no_hair, n, (w[0].0 + px * o, w[0].1 + py * o), (w[1].0 + px * o, w[1].1 + py * o), col, lane_alpha * taper);
+            }
         }
         if pts.len() == 1 {
             line(img, no_hair, n, pts[0], (pts[0].0 + 0.7, pts[0].1), col, alpha);
         }
     }
 }
+
+/// Diameter of the dark dot a hair's root makes in the skin, as drawn.
+const ROOT_DOT_CM: f32 = 0.035;
 
 /// Anti-aliased line (Wu-style: each step splits its coverage between the two pixels
 /// straddling the line), blended with opacity `alpha`.
