@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::classes::Class;
 use crate::masks::{clean, ClassMap};
+use crate::measure::{area_cm2, scale_from_head, scalp_outline, skin_tone, surface_factors, ScaleInfo};
 use crate::model::{prepare, BackendInfo, Segmenter};
+use crate::rules::{Rules, ScaleRules};
 use crate::photo::{self, PhotoError};
 use crate::report::*;
 use crate::synth::scene::View;
@@ -31,6 +33,7 @@ pub struct Settings {
     pub anonymize: bool,
     pub model: ModelInfo,
     pub backend: BackendInfo,
+    pub scale_rules: ScaleRules,
 }
 
 impl Settings {
@@ -44,6 +47,7 @@ impl Settings {
             anonymize: false,
             model,
             backend,
+            scale_rules: Rules::default().scale,
         }
     }
 }
@@ -77,8 +81,8 @@ pub fn view_from_name(path: &Path) -> Option<String> {
     stem.split(|c: char| !c.is_ascii_alphanumeric()).find_map(View::parse).map(|v| v.name().to_string())
 }
 
-/// Analyses photo bytes read from `path`.
-pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, s: &Settings, read_ms: f64) -> Result<Analysis, AnalyzeError> {
+/// Analyses photo bytes read from `path`; `view` (from a manifest) overrides the file name's.
+pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Option<&str>, s: &Settings, read_ms: f64) -> Result<Analysis, AnalyzeError> {
     let started = Instant::now();
     let t = Instant::now();
     let photo = photo::decode(bytes, path, s.max_pixels)?;
@@ -128,6 +132,8 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, s: &Setting
     let q = quality::assess(&photo.image, &map, &crate::model::segmenter::input_luminance(&input, c));
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
     let overlay = overlay::render(&photo.image, &map, &zs, &shares);
+    let view = view.map(str::to_string).or_else(|| view_from_name(path));
+    let measurement = measure(&map, sx, sy, view.as_deref(), &crate::model::segmenter::input_rgb(&input, c), s);
     let post_ms = ms(t);
     let file = if s.anonymize { crate::batch::anonymous_name(path) } else { path.display().to_string() };
     let report = Report {
@@ -142,7 +148,7 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, s: &Setting
             height: ph,
             orientation_applied: photo.orientation.into(),
         },
-        view: if s.anonymize { None } else { view_from_name(path) },
+        view,
         model: s.model.clone(),
         backend: s.backend.clone(),
         timings_ms: Timings { decode: decode_ms, prepare: prepare_ms, infer: infer_ms, post: post_ms, total: ms(started) + read_ms },
@@ -153,8 +159,34 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, s: &Setting
         density: DensitySummary { mean_on_hair_per_cm2: mean_on(Class::Hair), mean_on_thinning_per_cm2: mean_on(Class::Thinning) },
         zones: zs,
         quality: q,
+        measurement,
     };
     Ok(Analysis { report, overlay, class_map: map })
+}
+
+/// Scale (given, else estimated from the head outline), surface areas and skin tone.
+fn measure(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, rgb: &[[f32; 3]], s: &Settings) -> Measurement {
+    let outline = scalp_outline(map, sx, sy);
+    let scale = match s.px_per_cm {
+        Some(k) => Ok(ScaleInfo::given(k)),
+        None => scale_from_head(view, outline.as_ref(), &s.scale_rules),
+    };
+    let (factors, correction) = surface_factors(map, sx, sy, view, outline.as_ref(), &s.scale_rules);
+    let areas = scale.as_ref().ok().map(|k| {
+        let a = |classes: &[Class]| area_cm2(map, &factors, classes, sx * sy, k, correction);
+        Areas {
+            hair: a(&[Class::Hair]),
+            thinning: a(&[Class::Thinning]),
+            bare: a(&[Class::Bare]),
+            scar: a(&[Class::Scar]),
+            to_cover: a(&[Class::Thinning, Class::Bare, Class::Scar]),
+        }
+    });
+    let (scale, no_scale_reason) = match scale {
+        Ok(k) => (Some(k), None),
+        Err(why) => (None, Some(why)),
+    };
+    Measurement { scale, no_scale_reason, correction: correction.into(), areas_cm2: areas, skin: skin_tone(rgb, map) }
 }
 
 #[cfg(test)]

@@ -72,13 +72,18 @@ fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, failures: &mut Vec<Failure>, 
     }
 }
 
-/// Output base names: the file stem, with `-2`, `-3`... for repeats in input order.
-pub fn output_names(inputs: &[PathBuf]) -> Vec<String> {
+/// Output base names: the file stem (after its prefix, if any), with `-2`, `-3`... for repeats
+/// in input order.
+pub fn output_names(inputs: &[PathBuf], prefixes: &HashMap<PathBuf, String>) -> Vec<String> {
     let mut used: HashMap<String, usize> = HashMap::new();
     inputs
         .iter()
         .map(|p| {
             let stem: String = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "photo".into());
+            let stem = match prefixes.get(p) {
+                Some(pre) => format!("{pre}_{stem}"),
+                None => stem,
+            };
             let stem: String = stem.chars().map(|c| if c.is_control() || c == '/' || c == '\\' { '_' } else { c }).collect();
             let n = used.entry(stem.clone()).or_insert(0);
             *n += 1;
@@ -105,6 +110,10 @@ pub struct BatchConfig<'a> {
     pub write_masks: bool,
     /// Intra-op threads per session (ONNX Runtime only).
     pub session_threads: usize,
+    /// Views given by a manifest, by input path; others come from the file name.
+    pub views: HashMap<PathBuf, String>,
+    /// Output names start with these (the patient, in `plan`), by input path.
+    pub name_prefixes: HashMap<PathBuf, String>,
 }
 
 /// One row of the batch summary.
@@ -180,7 +189,7 @@ pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&R
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out).map_err(|e| anyhow::anyhow!("cannot create the output folder {}: {e}", cfg.out.display()))?;
     // With --anonymize the output files are named by the same stable hash as the reports.
-    let names = if cfg.settings.anonymize { cfg.inputs.iter().map(|p| anonymous_name(p)).collect() } else { output_names(&cfg.inputs) };
+    let names = if cfg.settings.anonymize { cfg.inputs.iter().map(|p| anonymous_name(p)).collect() } else { output_names(&cfg.inputs, &cfg.name_prefixes) };
     let input_set: HashSet<PathBuf> = cfg.inputs.iter().filter_map(|p| p.canonicalize().ok()).collect();
     // One session per worker: sessions are checked out of a pool and returned, so a worker
     // builds at most one, however rayon splits the work.
@@ -203,7 +212,7 @@ pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&R
                 let t = Instant::now();
                 let read = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read the file ({e})", path.display()));
                 let read_ms = t.elapsed().as_secs_f64() * 1e3;
-                let analysis = read.and_then(|bytes| Ok(analyze_bytes(&mut seg, &bytes, path, &cfg.settings, read_ms)?));
+                let analysis = read.and_then(|bytes| Ok(analyze_bytes(&mut seg, &bytes, path, cfg.views.get(path).map(String::as_str), &cfg.settings, read_ms)?));
                 pool.lock().unwrap_or_else(|p| p.into_inner()).push(seg);
                 let analysis = analysis?;
                 write_outputs(&cfg.out, name, &analysis, cfg.write_masks, &input_set)?;
@@ -299,7 +308,9 @@ mod tests {
     #[test]
     fn output_names_are_unique_in_input_order() {
         let inputs: Vec<PathBuf> = ["a/x.jpg", "b/x.jpg", "b/y.png", "c/x.JPG"].iter().map(PathBuf::from).collect();
-        assert_eq!(output_names(&inputs), vec!["x", "x-2", "y", "x-3"]);
+        assert_eq!(output_names(&inputs, &HashMap::new()), vec!["x", "x-2", "y", "x-3"]);
+        let prefixes = HashMap::from([(PathBuf::from("a/x.jpg"), "anna".to_string())]);
+        assert_eq!(output_names(&inputs, &prefixes), vec!["anna_x", "x", "y", "x-2"]);
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! clap argument definitions and their translation into library configs.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use scalpmap::analyze::Settings;
-use scalpmap::batch::{self, BatchConfig};
+use scalpmap::batch::{self, BatchConfig, Summary};
+use scalpmap::clinic;
+use scalpmap::patient::{patient_from_folders, read_manifest, PatientPhoto};
+use scalpmap::report::{Failure, Report};
+use scalpmap::rules::Rules;
 use scalpmap::model::{self, backend, BackendChoice};
 use scalpmap::synth::color::{HairColour, ItaClass};
 use scalpmap::synth::scene::{PatternKind, ScarKind, View};
@@ -30,14 +36,43 @@ struct Cli {
 enum Command {
     /// Analyse scalp photos: zone maps, measurements, JSON reports and overlays.
     Analyze(AnalyzeArgs),
+    /// Analyse photos per patient and draft SMP treatment plans: patient JSON, HTML pages, index.
+    Plan(PlanArgs),
+    /// Print the treatment rules (`--default`: the full default file to start a clinic's own).
+    Rules(RulesArgs),
     /// Render synthetic scalp photos with exact ground truth (labels, density, areas).
     Synth(SynthArgs),
 }
 
 #[derive(clap::Args, Debug)]
+struct PlanArgs {
+    #[command(flatten)]
+    analyze: AnalyzeArgs,
+    /// CSV with the header `patient,view,file` (files relative to the CSV); without it, each
+    /// folder below an input folder is a patient, and a photo directly in one is its own.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// A clinic's rules (TOML); only the keys it changes are needed.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Date of the first session (YYYY-MM-DD), to date the schedule.
+    #[arg(long)]
+    start_date: Option<chrono::NaiveDate>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RulesArgs {
+    /// Print the default rules file, with the source of every value.
+    #[arg(long)]
+    default: bool,
+    /// Print the rules in effect with this clinic file merged over the defaults.
+    #[arg(long, conflicts_with = "default")]
+    rules: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
 struct AnalyzeArgs {
-    /// Photos and folders (searched recursively for .jpg, .jpeg, .png, .webp, .tif, .tiff).
-    #[arg(required = true)]
+    /// Photos and folders (searched recursively for .jpg, .jpeg, .png, .webp, .tif, .tiff, .heic).
     paths: Vec<PathBuf>,
     /// Output folder for reports, overlays and the batch summary (created if missing).
     #[arg(long)]
@@ -144,6 +179,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(a) => analyze_cmd(a),
+        Command::Plan(a) => plan_cmd(a),
+        Command::Rules(a) => rules_cmd(a),
         Command::Synth(a) => synth_cmd(a),
     }
 }
@@ -211,6 +248,14 @@ fn analyze_cmd(a: AnalyzeArgs) -> i32 {
 }
 
 fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
+    anyhow::ensure!(!a.paths.is_empty(), "give at least one photo or folder");
+    let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
+    let (summary, _) = run_batch(&a, inputs, pre_failures, Default::default(), Default::default(), false)?;
+    Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
+}
+
+/// Analyses `inputs` as `a` says; returns the summary and, with `keep`, every report.
+fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, views: HashMap<PathBuf, String>, name_prefixes: HashMap<PathBuf, String>, keep: bool) -> anyhow::Result<(Summary, Vec<Report>)> {
     if let Some(k) = a.px_per_cm {
         anyhow::ensure!(k.is_finite() && k > 0.0, "--px-per-cm must be a positive number");
     }
@@ -227,9 +272,8 @@ fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
     };
     let engine = backend::init(choice)?.clone();
     let loaded = model::load(a.model.as_deref())?;
-    let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
     if inputs.is_empty() && pre_failures.is_empty() {
-        anyhow::bail!("no photos found in {:?}: give .jpg, .png, .webp or .tif files or folders holding them", a.paths);
+        anyhow::bail!("no photos found in {:?}: give .jpg, .png, .webp, .tif or .heic files or folders holding them", a.paths);
     }
     let mut settings = Settings::new(loaded.info(), engine.clone());
     settings.px_per_cm = a.px_per_cm;
@@ -244,18 +288,24 @@ fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
         settings,
         write_masks: a.masks,
         session_threads: 1,
+        views,
+        name_prefixes,
     };
     let bar = progress(total as u64);
     bar.set_prefix("analyze");
     bar.inc(pre_failures.len() as u64);
-    let stdout = std::sync::Mutex::new(std::io::stdout());
-    let on_report = |r: &scalpmap::report::Report| {
+    let stdout = Mutex::new(std::io::stdout());
+    let kept = Mutex::new(Vec::new());
+    let on_report = |r: &Report| {
         if a.jsonl {
             if let Ok(line) = serde_json::to_string(r) {
                 use std::io::Write;
                 let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = writeln!(out, "{line}");
             }
+        }
+        if keep {
+            kept.lock().unwrap_or_else(|p| p.into_inner()).push(r.clone());
         }
     };
     let summary = with_jobs(Some(jobs), || batch::run(&cfg, pre_failures, &on_report, &|| bar.inc(1)))?;
@@ -272,5 +322,100 @@ fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
         engine.version,
         a.out.display()
     );
+    Ok((summary, kept.into_inner().unwrap_or_else(|p| p.into_inner())))
+}
+
+fn rules_cmd(a: RulesArgs) -> i32 {
+    match &a.rules {
+        Some(path) => match Rules::load(path).and_then(|r| {
+            toml::to_string(&r).map_err(|e| scalpmap::rules::RulesError::Invalid { path: path.display().to_string(), why: e.to_string() })
+        }) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("scalpmap rules: {e}");
+                EXIT_USAGE
+            }
+        },
+        None => {
+            // `--default`, and the same without flags: the commented default file.
+            let _ = a.default;
+            print!("{}", scalpmap::rules::DEFAULT_TOML);
+            0
+        }
+    }
+}
+
+fn plan_cmd(a: PlanArgs) -> i32 {
+    match plan_inner(a) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("scalpmap plan: {e:#}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
+    let (rules, rules_name) = match &a.rules {
+        Some(p) => (Rules::load(p)?, p.display().to_string()),
+        None => (Rules::default(), "default".to_string()),
+    };
+    // Patients and views from the manifest, or from the folders.
+    let mut patient_of: HashMap<PathBuf, String> = HashMap::new();
+    let mut views: HashMap<PathBuf, String> = HashMap::new();
+    let (inputs, pre_failures) = match &a.manifest {
+        Some(m) => {
+            let rows = read_manifest(m).map_err(|e| anyhow::anyhow!(e))?;
+            anyhow::ensure!(!rows.is_empty(), "{}: the manifest lists no photos", m.display());
+            let mut inputs = Vec::new();
+            let mut failures = Vec::new();
+            for r in rows {
+                if !r.file.is_file() {
+                    failures.push(Failure { file: r.file.display().to_string(), error: format!("{}: listed in the manifest but not found", r.file.display()) });
+                    continue;
+                }
+                if let Some(v) = r.view {
+                    views.insert(r.file.clone(), v);
+                }
+                patient_of.insert(r.file.clone(), r.patient);
+                inputs.push(r.file);
+            }
+            (inputs, failures)
+        }
+        None => {
+            anyhow::ensure!(!a.analyze.paths.is_empty(), "give photos or folders, or --manifest");
+            let (inputs, failures) = batch::collect_inputs(&a.analyze.paths);
+            for p in &inputs {
+                patient_of.insert(p.clone(), patient_from_folders(p, &a.analyze.paths));
+            }
+            (inputs, failures)
+        }
+    };
+    // Reports name their input by path (or its hash with --anonymize): map back to the inputs.
+    let key = |p: &PathBuf| if a.analyze.anonymize { batch::anonymous_name(p) } else { p.display().to_string() };
+    let by_key: HashMap<String, PathBuf> = inputs.iter().map(|p| (key(p), p.clone())).collect();
+    let prefixes: HashMap<PathBuf, String> = patient_of.iter().map(|(p, id)| (p.clone(), clinic::safe_id(id))).collect();
+    let (summary, reports) = run_batch(&a.analyze, inputs, pre_failures, views, prefixes, true)?;
+    let outputs: HashMap<&str, &str> = summary.rows.iter().filter_map(|r| Some((r.file.as_str(), r.output.as_deref()?))).collect();
+    let mut groups: BTreeMap<String, Vec<PatientPhoto>> = BTreeMap::new();
+    for report in reports {
+        let Some(path) = by_key.get(&report.input.file) else { continue };
+        let Some(output) = outputs.get(report.input.file.as_str()) else { continue };
+        let mut patient = patient_of.get(path).cloned().unwrap_or_else(|| "unknown".into());
+        if a.analyze.anonymize {
+            patient = format!("anon-{}", &scalpmap::analyze::sha256_hex(patient.as_bytes())[..12]);
+        }
+        groups.entry(patient).or_default().push(PatientPhoto { output: output.to_string(), report });
+    }
+    for photos in groups.values_mut() {
+        photos.sort_by(|x, y| x.report.input.file.cmp(&y.report.input.file));
+    }
+    let reports = clinic::patient_reports(groups, &rules, &rules_name, a.start_date);
+    let failed: Vec<(String, String)> = summary.rows.iter().filter(|r| r.status != "ok").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
+    let rows = clinic::write(&a.analyze.out, &reports, &failed)?;
+    eprintln!("planned {} patients into {}", rows.len(), a.analyze.out.join("index.html").display());
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::measure::{Interval, ScaleInfo, SkinTone};
 use crate::model::BackendInfo;
 use crate::quality::Quality;
 use crate::zones::Zone;
@@ -29,6 +30,31 @@ pub struct Report {
     pub density: DensitySummary,
     pub zones: Vec<Zone>,
     pub quality: Quality,
+    pub measurement: Measurement,
+}
+
+/// Physical measurements: the scale and how it was found, the foreshortening correction,
+/// surface areas in cm² with intervals, and the skin tone of bare scalp.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub scale: Option<ScaleInfo>,
+    /// Why there is no scale, when there is none.
+    pub no_scale_reason: Option<String>,
+    /// "ellipsoid-top" (top-down views) or "none".
+    pub correction: String,
+    /// Surface areas, present with a scale.
+    pub areas_cm2: Option<Areas>,
+    pub skin: Option<SkinTone>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Areas {
+    pub hair: Interval,
+    pub thinning: Interval,
+    pub bare: Interval,
+    pub scar: Interval,
+    /// thinning + bare + scar: the area SMP covers.
+    pub to_cover: Interval,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,6 +112,21 @@ pub struct DensitySummary {
     /// Mean predicted follicle density, hairs/cm², over hair and over thinning pixels.
     pub mean_on_hair_per_cm2: Option<f64>,
     pub mean_on_thinning_per_cm2: Option<f64>,
+}
+
+/// Version of the patient report (`patients/ID.json`).
+pub const PATIENT_SCHEMA: &str = "scalpmap-patient/1";
+
+/// One patient: the views combined and the draft treatment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatientReport {
+    pub schema: String,
+    pub scalpmap_version: String,
+    pub patient: String,
+    /// "default" or the --rules file.
+    pub rules: String,
+    pub assessment: crate::patient::Fusion,
+    pub plan: crate::plan::Plan,
 }
 
 /// A photo the batch could not analyse.

@@ -158,6 +158,19 @@ pub fn prepare(photo: &RgbImage, c: &ModelContract) -> Array4<f32> {
 
 /// Luminance (0-255) of a prepared 1x3xHxW input, undoing the normalisation: the photo on the
 /// model's grid without a second pass over the full-resolution photo.
+/// The model input back in 0-255 sRGB, one [r, g, b] per cell.
+pub fn input_rgb(input: &Array4<f32>, c: &ModelContract) -> Vec<[f32; 3]> {
+    let (h, w) = (input.shape()[2], input.shape()[3]);
+    let mut out = Vec::with_capacity(h * w);
+    for y in 0..h {
+        for x in 0..w {
+            let ch = |k: usize| (input[[0, k, y, x]] * c.std[k] + c.mean[k]) * 255.0;
+            out.push([ch(0), ch(1), ch(2)]);
+        }
+    }
+    out
+}
+
 pub fn input_luminance(input: &Array4<f32>, c: &ModelContract) -> Vec<f32> {
     let (h, w) = (input.shape()[2], input.shape()[3]);
     let mut out = Vec::with_capacity(h * w);

@@ -78,6 +78,17 @@ pub fn lab_to_linear(l: f32, a: f32, b: f32) -> [f32; 3] {
     [r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), bl.clamp(0.0, 1.0)]
 }
 
+/// Linear sRGB in [0, 1] to CIELAB (D65): the inverse of [`lab_to_linear`].
+pub fn linear_to_lab(rgb: [f32; 3]) -> [f32; 3] {
+    let [r, g, b] = rgb;
+    let x = (0.4124564 * r + 0.3575761 * g + 0.1804375 * b) / 0.95047;
+    let y = 0.2126729 * r + 0.7151522 * g + 0.0721750 * b;
+    let z = (0.0193339 * r + 0.1191920 * g + 0.9503041 * b) / 1.08883;
+    let f = |t: f32| if t > (6.0f32 / 29.0).powi(3) { t.cbrt() } else { t / (3.0 * (6.0f32 / 29.0).powi(2)) + 4.0 / 29.0 };
+    let (fx, fy, fz) = (f(x), f(y), f(z));
+    [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
+}
+
 pub fn linear_to_srgb_f(c: f32) -> f32 {
     let c = c.clamp(0.0, 1.0);
     if c <= 0.0031308 {

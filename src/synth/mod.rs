@@ -72,6 +72,9 @@ pub struct ClassArea {
     /// Physical scalp surface these pixels show, cm², with the foreshortening of the curved
     /// head undone per pixel (0 for background, which has no single surface).
     pub surface_cm2: f64,
+    /// This class's share of the whole scalp's surface, cm², whether the photo shows it or not
+    /// (0 for background): the truth for a patient's combined views.
+    pub whole_scalp_cm2: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -171,6 +174,7 @@ pub fn make_item(seed: u64, index: u64, size: u32, format: PhotoFormat, override
             pixels: c.pixels[k as usize],
             area_cm2: c.pixels[k as usize] as f64 / px_area,
             surface_cm2: c.surface_cm2[k as usize],
+            whole_scalp_cm2: c.whole_scalp_cm2[k as usize],
         })
         .collect();
     let stage_scale = match scene.pattern.kind {

@@ -26,6 +26,8 @@ pub struct Counts {
     pub px_per_cm_x: f64,
     pub px_per_cm_y: f64,
     pub follicles: u64,
+    /// The whole scalp's surface per class, cm², seen or not: the truth for a patient.
+    pub whole_scalp_cm2: [f64; Class::COUNT],
 }
 
 pub struct Rendered {
@@ -84,6 +86,7 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
         px_per_cm_x: (cam.fx / cam.depth(target(scene))) as f64,
         px_per_cm_y: (cam.fy / cam.depth(target(scene))) as f64,
         follicles: 0,
+        whole_scalp_cm2: [0.0; Class::COUNT],
     };
     let mut follicles: Vec<Follicle> = Vec::new();
 
@@ -158,6 +161,7 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
     }
 
     counts.follicles = follicles.len() as u64;
+    counts.whole_scalp_cm2 = whole_scalp_cm2(&head, &field, &scars, hairline_phase);
     draw_strands(&mut img, &no_hair, n, &follicles, scene, &head, &cam, light, &mut rng.fork(12));
     let photo = finish(img, n, scene, &mut rng.fork(13));
     Rendered {
@@ -186,6 +190,35 @@ fn camera(scene: &Scene, size: u32) -> Camera {
     let cx = s * (0.5 + c.shift[0]);
     let cy = s * (0.5 + c.shift[1]);
     Camera::look_at(pos, t, up, c.roll_deg, f * c.stretch_x, f * c.stretch_y, cx, cy)
+}
+
+/// Surface of the whole hair-bearing scalp per class, cm²: the same scalp rule, density field
+/// and scars as the pixels, integrated over the ellipsoid on a 0.5° x 1° grid of directions.
+fn whole_scalp_cm2(head: &Ellipsoid, field: &DensityField, scars: &[ScarShape], hairline_phase: [f32; 2]) -> [f64; Class::COUNT] {
+    let mut out = [0.0; Class::COUNT];
+    let (dp, da) = (0.5f32, 1.0f32);
+    let r = head.radii;
+    for i in 0..(160.0 / dp) as usize {
+        let polar = (i as f32 + 0.5) * dp;
+        let (st, ct) = (polar.to_radians().sin(), polar.to_radians().cos());
+        for j in 0..(360.0 / da) as usize {
+            let az = -180.0 + (j as f32 + 0.5) * da;
+            let (sa, ca) = (az.to_radians().sin(), az.to_radians().cos());
+            let p = head.point(ScalpPos::dir(polar, az));
+            let pos = ScalpPos::of(head, p);
+            let wiggle = 1.4 * (pos.azimuth.to_radians() * 5.0 + hairline_phase[0]).sin() + 0.7 * (pos.azimuth.to_radians() * 13.0 + hairline_phase[1]).sin();
+            if !(pos.polar < hairline_polar(pos.from_front) + wiggle && !in_ear(&pos)) {
+                continue;
+            }
+            let class = if scars.iter().any(|s| s.contains(&pos)) { Class::Scar } else { class_for_density(field.at(pos.u, pos.v)) };
+            // |dp/dpolar x dp/dazimuth| for p = centre + radii * dir(polar, azimuth).
+            let a = v3(r.x * ct * ca, r.y * ct * sa, -r.z * st);
+            let b = v3(-r.x * st * sa, r.y * st * ca, 0.0);
+            let area = a.cross(b).len() * dp.to_radians() * da.to_radians();
+            out[class as usize] += area as f64;
+        }
+    }
+    out
 }
 
 /// The ear: about 6 cm tall and 3 cm wide on the side of the head, just behind the middle.

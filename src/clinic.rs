@@ -1,0 +1,108 @@
+//! From an analysed batch to patients: the photos grouped per patient, each patient's views
+//! fused and a plan drafted, and the outputs written atomically: `patients/ID.json` (schema
+//! `schemas/patient.schema.json`), `patients/ID.html`, and `index.html` for the batch.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::Path;
+
+use base64::Engine;
+use chrono::NaiveDate;
+
+use crate::fsio::write_atomic;
+use crate::html::{self, IndexRow, Picture};
+use crate::patient::{fuse, PatientPhoto};
+use crate::plan::plan;
+use crate::report::{PatientReport, PATIENT_SCHEMA};
+use crate::rules::Rules;
+
+/// A file-name-safe patient id: letters, digits, `-`, `_` and `.` kept, others `_`.
+pub fn safe_id(id: &str) -> String {
+    let s: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("p{s}")
+    } else {
+        s
+    }
+}
+
+/// Fuses and plans every patient.
+pub fn patient_reports(groups: BTreeMap<String, Vec<PatientPhoto>>, rules: &Rules, rules_name: &str, start: Option<NaiveDate>) -> Vec<(PatientReport, Vec<PatientPhoto>)> {
+    groups
+        .into_iter()
+        .map(|(patient, photos)| {
+            let assessment = fuse(&photos, rules);
+            let plan = plan(&assessment, rules, start);
+            let r = PatientReport {
+                schema: PATIENT_SCHEMA.into(),
+                scalpmap_version: env!("CARGO_PKG_VERSION").into(),
+                patient,
+                rules: rules_name.into(),
+                assessment,
+                plan,
+            };
+            (r, photos)
+        })
+        .collect()
+}
+
+/// The overlay of a photo as a JPEG data URI, at most `max_side` pixels on its long side.
+fn overlay_uri(out: &Path, output: &str, max_side: u32) -> Option<String> {
+    let img = image::open(out.join(format!("{output}.overlay.png"))).ok()?;
+    let img = if img.width().max(img.height()) > max_side { img.thumbnail(max_side, max_side) } else { img };
+    let mut buf = Cursor::new(Vec::new());
+    img.to_rgb8().write_to(&mut buf, image::ImageFormat::Jpeg).ok()?;
+    Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(buf.get_ref())))
+}
+
+/// Writes each patient's JSON and HTML under `out/patients/`, and `out/index.html`.
+pub fn write(out: &Path, reports: &[(PatientReport, Vec<PatientPhoto>)], failed: &[(String, String)]) -> anyhow::Result<Vec<IndexRow>> {
+    let dir = out.join("patients");
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let mut rows = Vec::new();
+    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+    for (r, photos) in reports {
+        let mut id = safe_id(&r.patient);
+        let n = used.entry(id.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            id = format!("{id}-{n}");
+        }
+        let pictures: Vec<Picture> = photos
+            .iter()
+            .map(|p| Picture {
+                caption: format!("{} ({})", p.report.input.file, p.report.view.as_deref().unwrap_or("view unknown")),
+                data_uri: overlay_uri(out, &p.output, 640),
+            })
+            .collect();
+        write_atomic(&dir.join(format!("{id}.json")), &serde_json::to_vec_pretty(r)?)?;
+        write_atomic(&dir.join(format!("{id}.html")), html::patient_page(r, &pictures).as_bytes())?;
+        let a = &r.assessment;
+        rows.push(IndexRow {
+            patient: r.patient.clone(),
+            page: format!("patients/{id}.html"),
+            photos: photos.len(),
+            percent: a.hair_loss.percent,
+            severity: a.hair_loss.severity.clone(),
+            area: a.area_to_cover_cm2,
+            stage: format!("{} {}", if a.stage.scale == "ludwig" { "Ludwig" } else { "Norwood" }, a.stage.stage),
+            sessions: r.plan.sessions,
+            warnings: a.warnings.len() + r.plan.warnings.len(),
+        });
+    }
+    write_atomic(&out.join("index.html"), html::index_page(&rows, failed).as_bytes())?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_safe_file_names() {
+        assert_eq!(safe_id("anna-2026_01"), "anna-2026_01");
+        assert_eq!(safe_id("../etc/passwd"), "p.._etc_passwd");
+        assert_eq!(safe_id("Zoë K"), "Zo__K");
+        assert_eq!(safe_id(""), "p");
+    }
+}

@@ -1,0 +1,421 @@
+//! Patients: photos grouped per person (a folder per patient, or a manifest CSV
+//! `patient,view,file`), their views combined with the SALT weights into a percent hair loss,
+//! a severity band and an area to cover with its interval, and a Norwood or Ludwig stage with
+//! the evidence that drove it. Pure functions of the per-photo reports and the rules.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::{Interval, SkinTone};
+use crate::report::Report;
+use crate::rules::Rules;
+use crate::synth::scene::View;
+
+/// One manifest row: which patient a photo belongs to, and its view if known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManifestRow {
+    pub patient: String,
+    pub view: Option<String>,
+    pub file: PathBuf,
+}
+
+/// Reads a manifest CSV with the header `patient,view,file`; files are relative to the
+/// manifest's folder; an empty view means unknown.
+pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read the manifest ({e})", path.display()))?;
+    parse_manifest(&bytes, path.parent().unwrap_or(Path::new(".")), &path.display().to_string())
+}
+
+pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<ManifestRow>, String> {
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(bytes);
+    let header = rdr.headers().map_err(|e| format!("{name}: {e}"))?.clone();
+    let col = |n: &str| header.iter().position(|h| h.eq_ignore_ascii_case(n));
+    let (Some(p), Some(v), Some(f)) = (col("patient"), col("view"), col("file")) else {
+        return Err(format!("{name}: the header must name the columns patient,view,file (found: {})", header.iter().collect::<Vec<_>>().join(",")));
+    };
+    let mut rows = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| format!("{name}: line {line}: {e}"))?;
+        let patient = rec.get(p).unwrap_or("").to_string();
+        let file = rec.get(f).unwrap_or("");
+        if patient.is_empty() || file.is_empty() {
+            return Err(format!("{name}: line {line}: patient and file must not be empty"));
+        }
+        let view = match rec.get(v).unwrap_or("") {
+            "" => None,
+            s => Some(View::parse(&s.to_ascii_lowercase()).ok_or_else(|| format!("{name}: line {line}: unknown view '{s}' (top, front, back, left, right)"))?.name().to_string()),
+        };
+        rows.push(ManifestRow { patient, view, file: base.join(file) });
+    }
+    Ok(rows)
+}
+
+/// The patient a photo belongs to without a manifest: the first folder below the input folder
+/// it was found in; a photo directly in an input folder, or named as a file, is its own patient
+/// (its file stem).
+pub fn patient_from_folders(photo: &Path, roots: &[PathBuf]) -> String {
+    for root in roots {
+        if let Ok(rel) = photo.strip_prefix(root) {
+            let parts: Vec<_> = rel.components().collect();
+            if parts.len() >= 2 {
+                return parts[0].as_os_str().to_string_lossy().into_owned();
+            }
+        }
+    }
+    photo.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "patient".into())
+}
+
+/// One analysed photo of a patient.
+#[derive(Clone, Debug)]
+pub struct PatientPhoto {
+    /// Base name of its outputs (NAME.json, NAME.overlay.png).
+    pub output: String,
+    pub report: Report,
+}
+
+/// A view's numbers in the patient report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewRow {
+    pub file: String,
+    pub output: String,
+    pub view: Option<String>,
+    /// SALT weight, percent (0 for front and unknown views).
+    pub salt_weight: f64,
+    pub hair: f64,
+    pub thinning: f64,
+    pub bare: f64,
+    pub scar: f64,
+    /// (thinning + bare + scar) / scalp.
+    pub to_cover_fraction: f64,
+    /// Measured area to cover in this photo when it has a scale.
+    pub measured_to_cover_cm2: Option<Interval>,
+    pub scale_method: Option<String>,
+    pub retake: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HairLoss {
+    /// SALT-style percent of the scalp without hair (thinning counted at the rules' weight).
+    pub percent: f64,
+    pub severity: String,
+    /// Sum of the SALT weights of the views present, percent.
+    pub weight_covered: f64,
+    pub method: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    /// "hamilton-norwood" or "ludwig".
+    pub scale: String,
+    /// For example "IV", "III vertex", "II".
+    pub stage: String,
+    /// "moderate" with a top view, "low" without.
+    pub confidence: String,
+    pub evidence: Vec<String>,
+}
+
+/// The combined numbers of a patient's views.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fusion {
+    pub views: Vec<ViewRow>,
+    pub missing_views: Vec<String>,
+    pub hair_loss: HairLoss,
+    /// thinning / bare / scar shares of the scalp, SALT-weighted.
+    pub thinning_fraction: f64,
+    pub bare_fraction: f64,
+    pub scar_fraction: f64,
+    pub area_to_cover_cm2: Interval,
+    pub area_method: String,
+    pub stage: Stage,
+    pub skin: Option<SkinTone>,
+    /// Mean model density over hair and thinning, hairs/cm², across views.
+    pub density_on_hair: Option<f64>,
+    pub density_on_thinning: Option<f64>,
+    pub front_loss: Option<f64>,
+    pub warnings: Vec<String>,
+}
+
+const SALT_VIEWS: [&str; 4] = ["top", "back", "left", "right"];
+
+fn share(r: &Report, name: &str) -> f64 {
+    r.classes.iter().find(|c| c.class == name).and_then(|c| c.fraction_of_scalp).unwrap_or(0.0)
+}
+
+fn view_row(p: &PatientPhoto, rules: &Rules) -> ViewRow {
+    let r = &p.report;
+    let (hair, thinning, bare, scar) = (share(r, "hair"), share(r, "thinning"), share(r, "bare"), share(r, "scar"));
+    ViewRow {
+        file: r.input.file.clone(),
+        output: p.output.clone(),
+        view: r.view.clone(),
+        salt_weight: r.view.as_deref().map(|v| rules.views.weight(v)).unwrap_or(0.0),
+        hair,
+        thinning,
+        bare,
+        scar,
+        to_cover_fraction: thinning + bare + scar,
+        measured_to_cover_cm2: r.measurement.areas_cm2.as_ref().map(|a| a.to_cover),
+        scale_method: r.measurement.scale.as_ref().map(|s| s.method.clone()),
+        retake: r.quality.retake,
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let (mut s, mut n) = (0.0, 0usize);
+    for x in v {
+        s += x;
+        n += 1;
+    }
+    (n > 0).then(|| s / n as f64)
+}
+
+/// Severity band name for a percent, from the rules' upper bounds.
+pub fn severity(percent: f64, rules: &Rules) -> String {
+    let l = &rules.loss;
+    let p = percent.round();
+    l.severity_upper.iter().position(|&u| p <= u).map(|i| l.severity_names[i].clone()).unwrap_or_else(|| l.severity_names.last().cloned().unwrap_or_default())
+}
+
+/// Per-view means of a field over the rows of each view (several photos of one view average).
+fn by_view(rows: &[ViewRow], f: impl Fn(&ViewRow) -> f64) -> BTreeMap<String, f64> {
+    let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for r in rows {
+        if let Some(v) = &r.view {
+            let e = acc.entry(v.clone()).or_insert((0.0, 0));
+            e.0 += f(r);
+            e.1 += 1;
+        }
+    }
+    acc.into_iter().map(|(k, (s, n))| (k, s / n as f64)).collect()
+}
+
+/// Combines a patient's photos.
+pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
+    let rows: Vec<ViewRow> = photos.iter().map(|p| view_row(p, rules)).collect();
+    let tw = rules.loss.thinning_weight;
+    let loss = |r: &ViewRow| r.bare + r.scar + tw * r.thinning;
+    let per_view_loss = by_view(&rows, loss);
+    let per_view_cover = by_view(&rows, |r| r.to_cover_fraction);
+    let salt: Vec<(&str, f64)> = SALT_VIEWS.iter().filter(|v| per_view_loss.contains_key(**v)).map(|v| (*v, rules.views.weight(v))).collect();
+    let missing: Vec<String> = SALT_VIEWS.iter().filter(|v| !per_view_loss.contains_key(**v)).map(|v| v.to_string()).collect();
+    let covered: f64 = salt.iter().map(|(_, w)| w).sum();
+    let mut warnings = Vec::new();
+    // SALT-weighted means over the views present, or plain means when no SALT view is known.
+    let weighted = |f: &dyn Fn(&ViewRow) -> f64| -> f64 {
+        if covered > 0.0 {
+            let m = by_view(&rows, f);
+            salt.iter().map(|(v, w)| m[*v] * w).sum::<f64>() / covered
+        } else {
+            mean(rows.iter().map(f)).unwrap_or(0.0)
+        }
+    };
+    let percent = 100.0 * weighted(&loss);
+    let method = if covered > 0.0 {
+        format!("SALT weights over the views present ({})", salt.iter().map(|(v, w)| format!("{v} {w:.0}")).collect::<Vec<_>>().join(", "))
+    } else {
+        warnings.push("no top, back, left or right view known: the percent is a plain mean of the photos; name views in the file names or a manifest".into());
+        "plain mean of the photos (no SALT view known)".into()
+    };
+    if !missing.is_empty() && covered > 0.0 {
+        warnings.push(format!("missing views: {}; their share of the area is estimated from the views present and widens the interval", missing.join(", ")));
+    }
+    for r in rows.iter().filter(|r| r.retake) {
+        warnings.push(format!("{}: the photo's quality is poor; a retake is advised", r.file));
+    }
+
+    let area = area_to_cover(&per_view_cover, &rows, rules);
+    let front_loss = per_view_loss.get("front").copied();
+    let cover_t = weighted(&|r: &ViewRow| r.thinning);
+    let cover_b = weighted(&|r: &ViewRow| r.bare);
+    let cover_s = weighted(&|r: &ViewRow| r.scar);
+    let stage = stage(&per_view_cover, cover_t, cover_t + cover_b + cover_s, rules);
+    // The skin tone from the photo with the most usable bare skin.
+    let skin = photos.iter().filter_map(|p| p.report.measurement.skin.clone()).max_by_key(|s| s.cells);
+    Fusion {
+        views: rows,
+        missing_views: missing,
+        hair_loss: HairLoss { percent, severity: severity(percent, rules), weight_covered: covered, method },
+        thinning_fraction: cover_t,
+        bare_fraction: cover_b,
+        scar_fraction: cover_s,
+        area_to_cover_cm2: area.0,
+        area_method: area.1,
+        stage,
+        skin,
+        density_on_hair: mean(photos.iter().filter_map(|p| p.report.density.mean_on_hair_per_cm2)),
+        density_on_thinning: mean(photos.iter().filter_map(|p| p.report.density.mean_on_thinning_per_cm2)),
+        front_loss,
+        warnings,
+    }
+}
+
+/// Area to cover: each SALT view's fraction to cover times its share of a typical scalp
+/// (DOMAIN: whole scalp 492 ± 31 cm², SALT weights). The interval takes the scalp size at ±2 sd
+/// and each fraction ± the rules' uncertainty; a missing view counts from 0 to its whole share,
+/// its value the mean of the views present. With no SALT view, the photos' measured areas
+/// (when they have a scale) are summed instead.
+fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules) -> (Interval, String) {
+    let v = &rules.views;
+    let u = rules.loss.fraction_uncertainty;
+    let (lo_total, total, hi_total) = (v.scalp_cm2 - 2.0 * v.scalp_sd_cm2, v.scalp_cm2, v.scalp_cm2 + 2.0 * v.scalp_sd_cm2);
+    let present: Vec<(&str, f64)> = SALT_VIEWS.iter().filter_map(|k| cover.get(*k).map(|f| (*k, *f))).collect();
+    if present.is_empty() {
+        let measured: Vec<Interval> = rows.iter().filter_map(|r| r.measured_to_cover_cm2).collect();
+        if measured.is_empty() {
+            return (Interval::exact(0.0), "unknown: no SALT view and no scale; name the views or give a scale".into());
+        }
+        let sum = measured.iter().fold(Interval::exact(0.0), |a, b| a.add(*b));
+        return (sum, "sum of the photos' measured areas (no SALT view known)".into());
+    }
+    let mean_present = present.iter().map(|(_, f)| f).sum::<f64>() / present.len() as f64;
+    let mut out = Interval::exact(0.0);
+    for k in SALT_VIEWS {
+        let w = v.weight(k) / 100.0;
+        let part = match cover.get(k) {
+            Some(&f) => Interval { value: f * w * total, low: (f - u).max(0.0) * w * lo_total, high: (f + u).min(1.0) * w * hi_total },
+            None => Interval { value: mean_present * w * total, low: 0.0, high: w * hi_total },
+        };
+        out = out.add(part);
+    }
+    (out, format!("SALT views x typical scalp {total:.0} cm² (interval: scalp ± 2 sd, fractions ± {u:.2}, missing views 0 to whole)"))
+}
+
+/// Norwood or Ludwig from the per-view fractions to cover; `thin` and `all` are the weighted
+/// thinning and to-cover fractions.
+pub fn stage(cover: &BTreeMap<String, f64>, thin: f64, all: f64, rules: &Rules) -> Stage {
+    let s = &rules.stage;
+    let mut evidence: Vec<String> = cover.iter().map(|(v, f)| format!("{v}: {:.0} % of the visible scalp to cover", f * 100.0)).collect();
+    let top = cover.get("top").copied();
+    let front = cover.get("front").copied();
+    let back = cover.get("back").copied();
+    let confidence = if top.is_some() { "moderate" } else { "low" }.to_string();
+    let thin_share = if all > 0.0 { thin / all } else { 0.0 };
+    let front_kept = front.is_none_or(|f| f < s.affected);
+    if all >= s.affected && thin_share >= s.diffuse_share && front_kept {
+        evidence.push(format!("thinning is {:.0} % of the loss and the frontal hairline is kept: a diffuse (female) pattern", thin_share * 100.0));
+        let l = top.unwrap_or(all);
+        let stage = if l < s.ludwig_upper[0] {
+            "I"
+        } else if l < s.ludwig_upper[1] {
+            "II"
+        } else {
+            "III"
+        };
+        return Stage { scale: "ludwig".into(), stage: stage.into(), confidence, evidence };
+    }
+    const NAMES: [&str; 7] = ["I", "II", "III", "IV", "V", "VI", "VII"];
+    let stage = match (top, front, back) {
+        (Some(t), _, b) => {
+            let i = s.norwood_top_upper.iter().position(|&u| t < u).unwrap_or(6);
+            let front_ok = front.is_none_or(|f| f < s.affected);
+            if i <= 2 && front_ok && b.is_some_and(|b| b >= s.affected) {
+                evidence.push("crown loss with the front kept: the vertex variant".into());
+                "III vertex".to_string()
+            } else {
+                evidence.push(format!("top-view loss {:.0} % sets the stage", t * 100.0));
+                NAMES[i].to_string()
+            }
+        }
+        (None, Some(f), b) if f >= s.affected => {
+            evidence.push("no top view: the front shows recession, so at least II; the top decides beyond".into());
+            if b.is_some_and(|b| b >= s.affected) { "IV" } else { "II" }.to_string()
+        }
+        (None, _, Some(b)) if b >= s.affected => {
+            evidence.push("no top view: crown loss with the front kept".into());
+            "III vertex".to_string()
+        }
+        _ => {
+            evidence.push("no view shows loss above the affected threshold".into());
+            "I".to_string()
+        }
+    };
+    Stage { scale: "hamilton-norwood".into(), stage, confidence, evidence }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn views(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn manifest_rows_resolve_files_and_views() {
+        let csv = b"patient,view,file\nanna,top,anna/1.jpg\nanna,,anna/2.jpg\nbo , Crown , x.png\n";
+        let rows = parse_manifest(csv, Path::new("/clinic"), "m.csv").unwrap();
+        assert_eq!(rows[0], ManifestRow { patient: "anna".into(), view: Some("top".into()), file: PathBuf::from("/clinic/anna/1.jpg") });
+        assert_eq!(rows[1].view, None);
+        assert_eq!((rows[2].patient.as_str(), rows[2].view.as_deref()), ("bo", Some("back")));
+        let e = parse_manifest(b"patient,view,file\nanna,sideways,a.jpg\n", Path::new("."), "m.csv").unwrap_err();
+        assert!(e.contains("m.csv") && e.contains("line 2") && e.contains("sideways"), "{e}");
+        let e = parse_manifest(b"who,file\nanna,a.jpg\n", Path::new("."), "m.csv").unwrap_err();
+        assert!(e.contains("patient,view,file"), "{e}");
+        let e = parse_manifest(b"patient,view,file\nanna,top\n", Path::new("."), "m.csv").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn patients_come_from_the_first_folder_below_the_input() {
+        let roots = [PathBuf::from("/in")];
+        assert_eq!(patient_from_folders(Path::new("/in/anna/top.jpg"), &roots), "anna");
+        assert_eq!(patient_from_folders(Path::new("/in/anna/2026/top.jpg"), &roots), "anna");
+        assert_eq!(patient_from_folders(Path::new("/in/bo-top.jpg"), &roots), "bo-top");
+        assert_eq!(patient_from_folders(Path::new("/else/c.jpg"), &roots), "c");
+    }
+
+    #[test]
+    fn severity_bands_follow_salt() {
+        let r = Rules::default();
+        let cases = [(0.0, "none"), (0.4, "none"), (12.0, "limited"), (20.0, "limited"), (21.0, "moderate"), (49.0, "moderate"), (50.0, "severe"), (94.0, "severe"), (95.0, "very severe"), (100.0, "very severe")];
+        for (p, name) in cases {
+            assert_eq!(severity(p, &r), name, "{p}");
+        }
+    }
+
+    #[test]
+    fn norwood_and_ludwig_table() {
+        let r = Rules::default();
+        // (views, thinning, all, scale, stage)
+        let cases: [(&[(&str, f64)], f64, f64, &str, &str); 11] = [
+            (&[("top", 0.05)], 0.0, 0.05, "hamilton-norwood", "I"),
+            (&[("top", 0.15)], 0.02, 0.15, "hamilton-norwood", "II"),
+            (&[("top", 0.30)], 0.05, 0.30, "hamilton-norwood", "III"),
+            (&[("top", 0.45)], 0.05, 0.45, "hamilton-norwood", "IV"),
+            (&[("top", 0.60)], 0.05, 0.60, "hamilton-norwood", "V"),
+            (&[("top", 0.70)], 0.05, 0.70, "hamilton-norwood", "VI"),
+            (&[("top", 0.90)], 0.05, 0.90, "hamilton-norwood", "VII"),
+            (&[("top", 0.15), ("back", 0.30), ("front", 0.02)], 0.05, 0.2, "hamilton-norwood", "III vertex"),
+            (&[("front", 0.30)], 0.0, 0.30, "hamilton-norwood", "II"),
+            (&[("top", 0.40), ("front", 0.05)], 0.30, 0.40, "ludwig", "II"),
+            (&[("top", 0.70)], 0.50, 0.70, "ludwig", "III"),
+        ];
+        for (v, thin, all, scale, stage_name) in cases {
+            let s = stage(&views(v), thin, all, &r);
+            assert_eq!((s.scale.as_str(), s.stage.as_str()), (scale, stage_name), "{v:?}");
+            assert!(!s.evidence.is_empty());
+        }
+        // A receded front rules out Ludwig even when thinning dominates.
+        assert_eq!(stage(&views(&[("top", 0.40), ("front", 0.30)]), 0.3, 0.4, &r).scale, "hamilton-norwood");
+        assert_eq!(stage(&views(&[("back", 0.05)]), 0.0, 0.05, &r).confidence, "low");
+    }
+
+    #[test]
+    fn area_to_cover_uses_salt_shares_and_widens_for_missing_views() {
+        let r = Rules::default();
+        let all = views(&[("top", 0.5), ("back", 0.25), ("left", 0.0), ("right", 0.0)]);
+        let (a, _) = area_to_cover(&all, &[], &r);
+        // 0.5 * 40 % * 492 + 0.25 * 24 % * 492
+        assert!((a.value - (0.5 * 0.4 + 0.25 * 0.24) * 492.0).abs() < 1e-9, "{a:?}");
+        assert!((a.low - ((0.38 * 0.4 + 0.13 * 0.24) * 430.0)).abs() < 1e-9, "{a:?}");
+        let (b, _) = area_to_cover(&views(&[("top", 0.5)]), &[], &r);
+        assert!((b.value - 0.5 * 492.0).abs() < 1e-9);
+        assert!(b.low < a.low && b.high > a.high);
+        let (c, m) = area_to_cover(&views(&[("front", 0.5)]), &[], &r);
+        assert_eq!(c, Interval::exact(0.0));
+        assert!(m.starts_with("unknown"));
+    }
+}

@@ -1,0 +1,266 @@
+//! Scale, foreshortening and patient fusion against the renderer's exact truth, and
+//! `scalpmap plan` / `scalpmap rules` end to end: patient JSON valid against its schema, HTML
+//! pages and the index, manifests, a clinic's rules file.
+
+use std::path::{Path, PathBuf};
+
+use scalpmap::classes::Class;
+use scalpmap::masks::ClassMap;
+use scalpmap::measure::{area_cm2, scale_from_head, scalp_outline, surface_factors, ScaleInfo, MAX_BORDER_SHARE};
+use scalpmap::patient::{fuse, PatientPhoto};
+use scalpmap::report::{PatientReport, Report};
+use scalpmap::rules::Rules;
+use scalpmap::synth::{make_item, Overrides, PhotoFormat, Truth};
+use scalpmap::synth::scene::View;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scalpmap(args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("scalpmap").unwrap().args(args).output().unwrap()
+}
+
+/// Renders one item in memory: its truth and its label map.
+fn render(seed: u64, index: u64, view: View) -> (Truth, ClassMap, Vec<u8>) {
+    let ov = Overrides { view: Some(view), ..Default::default() };
+    let item = make_item(seed, index, 512, PhotoFormat::Jpeg, &ov).unwrap();
+    let labels = image::load_from_memory(&item.labels).unwrap().to_luma8();
+    let map = ClassMap::new(labels.width() as usize, labels.height() as usize, labels.into_raw());
+    (item.truth, map, item.photo)
+}
+
+const LOSS: [Class; 3] = [Class::Thinning, Class::Bare, Class::Scar];
+
+fn truth_surface(t: &Truth, classes: &[Class]) -> f64 {
+    classes.iter().map(|c| t.classes[*c as usize].surface_cm2).sum()
+}
+
+/// Top views whose whole scalp is in the frame, from truth label maps.
+fn whole_top_views(n: usize) -> Vec<(Truth, ClassMap)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while out.len() < n {
+        let (t, map, _) = render(4242, i, View::Top);
+        i += 1;
+        let o = scalp_outline(&map, 1.0, 1.0).unwrap();
+        if o.border_share <= MAX_BORDER_SHARE && truth_surface(&t, &LOSS) > 5.0 {
+            out.push((t, map));
+        }
+    }
+    out
+}
+
+#[test]
+fn top_view_areas_at_known_scale_match_the_surface_truth() {
+    let rules = Rules::default().scale;
+    let mut corrected = Vec::new();
+    let mut flat = Vec::new();
+    for (t, map) in whole_top_views(12) {
+        let o = scalp_outline(&map, 1.0, 1.0);
+        let k = ScaleInfo::given(t.scale.px_per_cm);
+        let truth = truth_surface(&t, &LOSS);
+        let (f, name) = surface_factors(&map, 1.0, 1.0, Some("top"), o.as_ref(), &rules);
+        assert_eq!(name, "ellipsoid-top");
+        corrected.push(area_cm2(&map, &f, &LOSS, 1.0, &k, name).value / truth - 1.0);
+        flat.push(area_cm2(&map, &vec![1.0; f.len()], &LOSS, 1.0, &k, "none").value / truth - 1.0);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+        v[v.len() / 2].abs()
+    };
+    let (mc, mf) = (med(&mut corrected), med(&mut flat));
+    eprintln!("relative area error, median |.|: corrected {mc:.3}, flat {mf:.3}\ncorrected {corrected:.3?}\nflat {flat:.3?}");
+    // Measured: corrected 0.083 (worst 0.40), flat 0.48: the ellipsoid correction is needed.
+    assert!(mc <= 0.12, "median relative error with the correction {mc:.3}");
+    assert!(mc < mf / 3.0, "the correction must beat the flat count: {mc:.3} vs {mf:.3}");
+}
+
+#[test]
+fn head_width_scale_intervals_contain_the_truth() {
+    let rules = Rules::default().scale;
+    let mut inside_scale = 0;
+    let mut inside_area = 0;
+    let views = whole_top_views(12);
+    for (t, map) in &views {
+        let o = scalp_outline(map, 1.0, 1.0);
+        let k = scale_from_head(Some("top"), o.as_ref(), &rules).unwrap();
+        assert!(k.estimated && k.method == "head-width");
+        inside_scale += (k.px_per_cm_low <= t.scale.px_per_cm && t.scale.px_per_cm <= k.px_per_cm_high) as usize;
+        let (f, name) = surface_factors(map, 1.0, 1.0, Some("top"), o.as_ref(), &rules);
+        let a = area_cm2(map, &f, &LOSS, 1.0, &k, name);
+        let truth = truth_surface(t, &LOSS);
+        inside_area += (a.low <= truth && truth <= a.high) as usize;
+        eprintln!("scale {:.1} in [{:.1}, {:.1}] (truth {:.1}); area {truth:.1} in [{:.1}, {:.1}]", k.px_per_cm, k.px_per_cm_low, k.px_per_cm_high, t.scale.px_per_cm, a.low, a.high);
+    }
+    eprintln!("scale inside {inside_scale}/12, area inside {inside_area}/12");
+    // Measured: 12/12 and 12/12.
+    assert!(inside_scale >= 11 && inside_area >= 11, "scale {inside_scale}/12, area {inside_area}/12");
+}
+
+
+/// Synthetic patients: the same person rendered from the four SALT views and the front. The
+/// truth to cover is the whole scalp's thinning + bare + scar surface, seen or not.
+struct SynthPatient {
+    whole_to_cover: f64,
+    photos: Vec<PatientPhoto>,
+    /// The same photos with the model's fractions replaced by the renders' exact ones.
+    exact: Vec<PatientPhoto>,
+}
+
+fn synth_patients(n: u64) -> Vec<SynthPatient> {
+    use scalpmap::analyze::{analyze_bytes, Settings};
+    use scalpmap::model::{self, backend, BackendChoice, Segmenter};
+    let engine = backend::init(BackendChoice::Tract).unwrap().clone();
+    let loaded = model::load(None).unwrap();
+    let mut seg = Segmenter::new(&loaded.bytes, loaded.contract.clone(), 1).unwrap();
+    let settings = Settings::new(loaded.info(), engine);
+    (0..n)
+        .map(|i| {
+            let mut photos = Vec::new();
+            let mut exact = Vec::new();
+            let mut whole = 0.0;
+            for view in [View::Top, View::Back, View::Left, View::Right, View::Front] {
+                let (t, _, jpeg) = render(777, i, view);
+                whole = LOSS.iter().map(|c| t.classes[*c as usize].whole_scalp_cm2).sum();
+                let name = format!("p{i}-{}.jpg", view.name());
+                let a = analyze_bytes(&mut seg, &jpeg, Path::new(&name), Some(view.name()), &settings, 0.0).unwrap();
+                let mut r: Report = a.report;
+                photos.push(PatientPhoto { output: name.clone(), report: r.clone() });
+                let scalp: u64 = t.classes[1..].iter().map(|c| c.pixels).sum();
+                for c in r.classes.iter_mut().skip(1) {
+                    let k = Class::ALL.iter().position(|k| k.name() == c.class).unwrap();
+                    c.fraction_of_scalp = Some(t.classes[k].pixels as f64 / scalp.max(1) as f64);
+                }
+                exact.push(PatientPhoto { output: name, report: r });
+            }
+            SynthPatient { whole_to_cover: whole, photos, exact }
+        })
+        .collect()
+}
+
+#[test]
+fn fused_patient_areas_fall_in_their_intervals() {
+    let rules = Rules::default();
+    let patients = synth_patients(8);
+    let (mut exact_in, mut model_in) = (0, 0);
+    let mut exact_err = Vec::new();
+    for p in &patients {
+        let e = fuse(&p.exact, &rules);
+        let m = fuse(&p.photos, &rules);
+        let t = p.whole_to_cover;
+        assert!(e.missing_views.is_empty() && e.hair_loss.weight_covered == 100.0);
+        exact_in += (e.area_to_cover_cm2.low <= t && t <= e.area_to_cover_cm2.high) as usize;
+        model_in += (m.area_to_cover_cm2.low <= t && t <= m.area_to_cover_cm2.high) as usize;
+        exact_err.push((e.area_to_cover_cm2.value - t).abs());
+        eprintln!(
+            "truth {t:.0} cm²; exact fractions {:.0} [{:.0}, {:.0}]; model {:.0} [{:.0}, {:.0}], {} {}",
+            e.area_to_cover_cm2.value, e.area_to_cover_cm2.low, e.area_to_cover_cm2.high,
+            m.area_to_cover_cm2.value, m.area_to_cover_cm2.low, m.area_to_cover_cm2.high, m.stage.scale, m.stage.stage
+        );
+    }
+    exact_err.sort_by(f64::total_cmp);
+    eprintln!("inside: exact fractions {exact_in}/8, model {model_in}/8; exact median error {:.0} cm²", exact_err[4]);
+    // Measured: exact fractions 8/8 inside, median error 17 cm²; model v0.1.0 5/8 (its
+    // fractions are off by more than the rules' 0.12 on some views: models/MODEL_CARD.md).
+    assert!(exact_in >= 7, "fusion of exact fractions: {exact_in}/8 inside");
+    assert!(exact_err[4] <= 30.0, "fusion of exact fractions: median error {:.0} cm²", exact_err[4]);
+    assert!(model_in >= 4, "with the shipped model: {model_in}/8 inside");
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("schemas").join(name)).unwrap()).unwrap();
+    jsonschema::validator_for(&s).expect("the schema itself is valid")
+}
+
+/// Two patients in folders (five views each, named by view), rendered into `dir`.
+fn patient_folders(dir: &Path) {
+    for (i, who) in ["anna", "bo"].iter().enumerate() {
+        let d = dir.join(who);
+        std::fs::create_dir_all(&d).unwrap();
+        for view in [View::Top, View::Back, View::Left, View::Right, View::Front] {
+            let (_, _, jpeg) = render(99, i as u64, view);
+            std::fs::write(d.join(format!("{}.jpg", view.name())), jpeg).unwrap();
+        }
+    }
+}
+
+#[test]
+fn plan_writes_valid_patient_reports_html_and_an_index() {
+    let input = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    patient_folders(input.path());
+    let rules = input.path().join("clinic.toml");
+    std::fs::write(&rules, "[sessions]\nbase = 2\ninterval_days = 21\n").unwrap();
+    let o = scalpmap(&[
+        "plan", input.path().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--backend", "tract",
+        "--rules", rules.to_str().unwrap(), "--start-date", "2027-03-01",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = schema("patient.schema.json");
+    for who in ["anna", "bo"] {
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join(format!("patients/{who}.json"))).unwrap()).unwrap();
+        let errors: Vec<String> = v.iter_errors(&raw).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{who}.json breaks the schema: {errors:?}");
+        let r: PatientReport = serde_json::from_value(raw).unwrap();
+        assert_eq!(r.patient, who);
+        assert_eq!(r.assessment.views.len(), 5);
+        assert!(r.assessment.missing_views.is_empty());
+        assert_eq!(r.plan.reasons[0].sessions, 2, "the clinic's base");
+        let s = &r.plan.schedule;
+        assert_eq!(s[0].date.as_deref(), Some("2027-03-01"));
+        assert_eq!(s[1].date.as_deref(), Some("2027-03-22"), "the clinic's interval");
+        assert_eq!(s.len() as u32, r.plan.sessions);
+        let html = std::fs::read_to_string(out.path().join(format!("patients/{who}.html"))).unwrap();
+        for part in ["Assessment", "Zones and density", "sessions", "data:image/jpeg;base64,", "2027-03-01", "Aftercare"] {
+            assert!(html.contains(part), "{who}.html lacks {part}");
+        }
+        // Per-photo outputs are named after the patient, and valid reports too.
+        let photo: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join(format!("{who}_top.json"))).unwrap()).unwrap();
+        assert!(schema("report.schema.json").iter_errors(&photo).next().is_none());
+        assert_eq!(photo["measurement"]["correction"], "ellipsoid-top");
+    }
+    let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(index.contains("patients/anna.html") && index.contains("patients/bo.html"));
+}
+
+#[test]
+fn a_manifest_names_patients_and_views_and_missing_files_are_reported() {
+    let input = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    patient_folders(input.path());
+    let m = input.path().join("manifest.csv");
+    std::fs::write(&m, "patient,view,file\nclient-7,top,anna/top.jpg\nclient-7,crown,anna/back.jpg\nclient-7,,anna/front.jpg\nclient-8,top,gone.jpg\n").unwrap();
+    let o = scalpmap(&["plan", "--manifest", m.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--backend", "tract"]);
+    assert_eq!(o.status.code(), Some(1), "one listed file is missing: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gone.jpg"));
+    let r: PatientReport = serde_json::from_slice(&std::fs::read(out.path().join("patients/client-7.json")).unwrap()).unwrap();
+    let views: Vec<Option<&str>> = r.assessment.views.iter().map(|v| v.view.as_deref()).collect();
+    // The manifest's views win; its empty view falls back to the file name (front.jpg).
+    assert_eq!(views, [Some("back"), Some("front"), Some("top")]);
+    assert_eq!(r.assessment.missing_views, ["left", "right"]);
+    assert!(r.assessment.warnings.iter().any(|w| w.contains("missing views")));
+    assert!(!out.path().join("patients/client-8.json").exists());
+    let bad = input.path().join("bad.csv");
+    std::fs::write(&bad, "patient,view,file\nx,sideways,a.jpg\n").unwrap();
+    let o = scalpmap(&["plan", "--manifest", bad.to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sideways"));
+}
+
+#[test]
+fn rules_default_prints_a_file_that_round_trips_and_bad_rules_exit_2() {
+    let o = scalpmap(&["rules", "--default"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(Rules::from_overrides(&text, "printed").unwrap(), Rules::default());
+    assert!(text.contains("DOMAIN"), "the defaults cite their sources");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("typo.toml");
+    std::fs::write(&f, "[sesions]\nbase = 4\n").unwrap();
+    let o = scalpmap(&["rules", "--rules", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sesions"));
+    let o = scalpmap(&["plan", "samples", "--out", dir.path().join("o").to_str().unwrap(), "--rules", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
