@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::classes::Class;
 use crate::masks::{clean, ClassMap};
-use crate::measure::{area_cm2, scale_from_head, scalp_outline, skin_tone, surface_factors, ScaleInfo};
+use crate::marker::MarkerFound;
+use crate::measure::{area_cm2, scale_from_head, scale_from_marker, scalp_outline, skin_tone, surface_factors, ScaleInfo};
 use crate::model::{prepare, BackendInfo, Segmenter};
 use crate::rules::{Rules, ScaleRules};
 use crate::photo::{self, PhotoError};
@@ -104,7 +105,11 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
     }
     .max(1);
     let raw = ClassMap::new(mw, mh, out.classes().iter().copied().collect());
-    let map = clean(&raw, min_cells, Class::COUNT);
+    let mut map = clean(&raw, min_cells, Class::COUNT);
+    let marker = crate::marker::find_in_photo(&photo.image);
+    if let Some(m) = &marker {
+        crate::marker::clear_from_map(&mut map, m, sx, sy);
+    }
     let density: Vec<f32> = out.density.iter().copied().collect();
     let zs = zones(&map, &density, MapScale { sx, sy, px_per_cm: s.px_per_cm }, s.simplify_cells * sx.max(sy));
     let hist = map.histogram(Class::COUNT);
@@ -133,7 +138,7 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
     let overlay = overlay::render(&photo.image, &map, &zs, &shares);
     let view = view.map(str::to_string).or_else(|| view_from_name(path));
-    let measurement = measure(&map, sx, sy, view.as_deref(), &crate::model::segmenter::input_rgb(&input, c), s);
+    let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &crate::model::segmenter::input_rgb(&input, c), s);
     let post_ms = ms(t);
     let file = if s.anonymize { crate::batch::anonymous_name(path) } else { path.display().to_string() };
     let report = Report {
@@ -165,11 +170,12 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
 }
 
 /// Scale (given, else estimated from the head outline), surface areas and skin tone.
-fn measure(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, rgb: &[[f32; 3]], s: &Settings) -> Measurement {
+fn measure(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, marker: Option<&MarkerFound>, rgb: &[[f32; 3]], s: &Settings) -> Measurement {
     let outline = scalp_outline(map, sx, sy);
-    let scale = match s.px_per_cm {
-        Some(k) => Ok(ScaleInfo::given(k)),
-        None => scale_from_head(view, outline.as_ref(), &s.scale_rules),
+    let scale = match (s.px_per_cm, marker) {
+        (Some(k), _) => Ok(ScaleInfo::given(k)),
+        (None, Some(m)) => Ok(scale_from_marker(m, &s.scale_rules)),
+        (None, None) => scale_from_head(view, outline.as_ref(), &s.scale_rules),
     };
     let (factors, correction) = surface_factors(map, sx, sy, view, outline.as_ref(), &s.scale_rules);
     let areas = scale.as_ref().ok().map(|k| {

@@ -149,6 +149,10 @@ struct SynthArgs {
     /// Always include this scar: fut, fue, trauma.
     #[arg(long, value_parser = parse_scar)]
     scar: Option<ScarKind>,
+    /// Stick the printed 2 cm calibration marker (docs/marker.svg) on the scalp; its scale is
+    /// in the truth JSON.
+    #[arg(long)]
+    marker: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -208,7 +212,7 @@ fn synth_cmd(a: SynthArgs) -> i32 {
             Format::Png => PhotoFormat::Png,
         },
         start: a.start,
-        overrides: Overrides { view: a.view, pattern: a.pattern, skin: a.skin, hair: a.hair, scar: a.scar },
+        overrides: Overrides { view: a.view, pattern: a.pattern, skin: a.skin, hair: a.hair, scar: a.scar, marker: a.marker },
     };
     let bar = progress(config.count as u64);
     bar.set_prefix("synth");

@@ -130,7 +130,7 @@ pub struct IndexRow {
 
 pub fn index_page(rows: &[IndexRow], failed: &[(String, String)]) -> String {
     let body = html! {
-        h1 { "scalpmap: " (rows.len()) " patients" }
+        h1 { "scalpmap: " (rows.len()) @if rows.len() == 1 { " patient" } @else { " patients" } }
         p class="draft" { "Draft SMP plans for a practitioner to check and adjust." }
         table {
             tr { th { "Patient" } th class="num" { "Photos" } th class="num" { "Hair loss" } th { "Severity" } th { "Area to cover" } th { "Stage" } th class="num" { "Sessions" } th class="num" { "Warnings" } }

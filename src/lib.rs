@@ -13,6 +13,7 @@ pub mod fsio;
 pub mod html;
 #[cfg(feature = "heic")]
 pub mod heic;
+pub mod marker;
 pub mod masks;
 pub mod measure;
 pub mod model;

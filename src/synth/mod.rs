@@ -123,6 +123,9 @@ pub struct Truth {
     pub requested: Overrides,
     /// Every parameter of the render, for the curious and for debugging the model.
     pub scene: Scene,
+    /// The calibration marker, when one was asked for and is in view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<render::MarkerTruth>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -212,6 +215,7 @@ pub fn make_item(seed: u64, index: u64, size: u32, format: PhotoFormat, override
         classes,
         follicles_drawn: c.follicles,
         requested: overrides.clone(),
+        marker: c.marker.clone(),
         scene,
     };
     Ok(Item { truth, photo, labels, density })

@@ -28,6 +28,16 @@ pub struct Counts {
     pub follicles: u64,
     /// The whole scalp's surface per class, cm², seen or not: the truth for a patient.
     pub whole_scalp_cm2: [f64; Class::COUNT],
+    pub marker: Option<MarkerTruth>,
+}
+
+/// Where the calibration marker landed in the photo, and the scale at its centre.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MarkerTruth {
+    pub side_cm: f64,
+    pub centre_px: [f64; 2],
+    /// Pixels per cm at the marker's depth (geometric mean of the two axes).
+    pub px_per_cm: f64,
 }
 
 pub struct Rendered {
@@ -44,6 +54,60 @@ struct Follicle {
     y: f32,
     p: V3,
     n: V3,
+}
+
+/// The marker as placed: its plane (centre, normal, in-plane axes) and sizes, cm.
+pub struct MarkerPlane {
+    pub centre: V3,
+    pub normal: V3,
+    pub e1: V3,
+    pub e2: V3,
+    pub side: f32,
+    pub margin: f32,
+}
+
+/// What a ray sees of the marker: paper, ink, or nothing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum MarkerHit {
+    Paper,
+    Ink,
+}
+
+impl MarkerPlane {
+    pub fn new(spec: &super::scene::MarkerSpec, head: &Ellipsoid) -> MarkerPlane {
+        let p = head.point(ScalpPos::dir(spec.polar_deg, spec.azimuth_deg));
+        let normal = head.normal(p);
+        // Lifted a little off the skin: paper lies on the hair's roots.
+        let centre = p + normal * 0.04;
+        let helper = if normal.z.abs() < 0.9 { v3(0.0, 0.0, 1.0) } else { v3(1.0, 0.0, 0.0) };
+        let a = helper.cross(normal).norm();
+        let b = normal.cross(a);
+        let (s, c) = spec.rotation_deg.to_radians().sin_cos();
+        MarkerPlane { centre, normal, e1: a * c + b * s, e2: b * c - a * s, side: spec.side_cm, margin: spec.margin_cm }
+    }
+
+    /// Ray parameter and what it hits, for a ray meeting the marker from the front.
+    fn hit(&self, origin: V3, dir: V3) -> Option<(f32, MarkerHit)> {
+        let dn = dir.dot(self.normal);
+        if dn >= -1e-4 {
+            return None;
+        }
+        let t = (self.centre - origin).dot(self.normal) / dn;
+        if t <= 0.0 {
+            return None;
+        }
+        let q = origin + dir * t - self.centre;
+        let (u, v) = (q.dot(self.e1).abs(), q.dot(self.e2).abs());
+        let half = self.side / 2.0;
+        let m = u.max(v);
+        if m > half + self.margin {
+            None
+        } else if m <= half && m > half / 2.0 {
+            Some((t, MarkerHit::Ink))
+        } else {
+            Some((t, MarkerHit::Paper))
+        }
+    }
 }
 
 /// Renders `scene` at `size` x `size` pixels.
@@ -87,8 +151,10 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
         px_per_cm_y: (cam.fy / cam.depth(target(scene))) as f64,
         follicles: 0,
         whole_scalp_cm2: [0.0; Class::COUNT],
+        marker: None,
     };
     let mut follicles: Vec<Follicle> = Vec::new();
+    let marker = scene.marker.as_ref().map(|m| MarkerPlane::new(m, &head));
 
     for y in 0..n {
         for x in 0..n {
@@ -98,6 +164,16 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
             let tn = neck.hit(cam.pos, d).unwrap_or(f32::INFINITY);
             let tt = torso.hit(cam.pos, d).unwrap_or(f32::INFINITY);
             let view_dir = -d;
+            if let Some((tm, what)) = marker.as_ref().and_then(|m| m.hit(cam.pos, d)) {
+                if tm <= th && tm <= tn && tm <= tt {
+                    // The sticker hides the scalp: background, no hair drawn over it.
+                    counts.pixels[0] += 1;
+                    no_hair[i] = true;
+                    let albedo = if what == MarkerHit::Ink { [0.03, 0.03, 0.035] } else { [0.78, 0.78, 0.76] };
+                    img[i] = shade(albedo, marker.as_ref().map_or(v3(0.0, 0.0, 1.0), |m| m.normal), view_dir, light, scene, 0.05, 20.0, 1.0);
+                    continue;
+                }
+            }
             if th.is_finite() && th <= tn && th <= tt {
                 let p = cam.pos + d * th;
                 let nrm = head.normal(p);
@@ -161,6 +237,11 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
     }
 
     counts.follicles = follicles.len() as u64;
+    counts.marker = marker.as_ref().and_then(|m| {
+        let (x, y) = cam.project(m.centre)?;
+        let depth = cam.depth(m.centre) as f64;
+        Some(MarkerTruth { side_cm: m.side as f64, centre_px: [x as f64, y as f64], px_per_cm: ((cam.fx as f64 * cam.fy as f64).sqrt()) / depth })
+    });
     counts.whole_scalp_cm2 = whole_scalp_cm2(&head, &field, &scars, hairline_phase);
     draw_strands(&mut img, &no_hair, n, &follicles, scene, &head, &cam, light, &mut rng.fork(12));
     let photo = finish(img, n, scene, &mut rng.fork(13));

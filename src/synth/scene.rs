@@ -224,6 +224,8 @@ pub struct Scene {
     pub background_blur_px: f32,
     /// Seed of the per-pixel draws (follicles, pores, noise).
     pub detail_seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<MarkerSpec>,
 }
 
 /// What a caller may fix instead of drawing at random.
@@ -234,6 +236,38 @@ pub struct Overrides {
     pub skin: Option<ItaClass>,
     pub hair: Option<HairColour>,
     pub scar: Option<ScarKind>,
+    /// Put a printed calibration marker (docs/marker.svg) on the scalp.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marker: bool,
+}
+
+/// A printed calibration marker stuck flat on the head: a black square of `side_cm` with a
+/// white square of half its side in the middle, on white paper with a margin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MarkerSpec {
+    /// Where its centre touches the head (degrees from the vertex, azimuth as ScalpPos).
+    pub polar_deg: f32,
+    pub azimuth_deg: f32,
+    /// Rotation in its own plane.
+    pub rotation_deg: f32,
+    pub side_cm: f32,
+    pub margin_cm: f32,
+}
+
+/// Side of the printed marker's black square, cm (docs/marker.svg).
+pub const MARKER_SIDE_CM: f32 = 2.0;
+
+/// Near the middle of the camera's view of the head, off the aim point by 10-25 degrees so it
+/// does not hide what the photo is of.
+fn sample_marker(r: &mut Rng, cam: &CameraSpec) -> MarkerSpec {
+    let off = r.range(10.0, 25.0) * if r.chance(0.5) { 1.0 } else { -1.0 };
+    MarkerSpec {
+        polar_deg: (90.0 - cam.elevation_deg + r.range(-8.0, 8.0)).clamp(3.0, 110.0),
+        azimuth_deg: cam.azimuth_deg + off,
+        rotation_deg: r.range(0.0, 90.0),
+        side_cm: MARKER_SIDE_CM,
+        margin_cm: r.range(0.25, 0.5),
+    }
 }
 
 impl Scene {
@@ -255,7 +289,9 @@ impl Scene {
         let background_seed = r.next_u64();
         let detail_seed = r.next_u64();
         let background_blur_px = if r.chance(0.5) { r.range(0.8, 3.0) } else { 0.0 };
-        Scene { view, pattern, head_radii_cm, skin, hair, scars, light, camera, defects, clothes_lab, background_seed, background_blur_px, detail_seed }
+        // Its own stream, so asking for a marker changes nothing else in the scene.
+        let marker = ov.marker.then(|| sample_marker(&mut rng.fork(16), &camera));
+        Scene { view, pattern, head_radii_cm, skin, hair, scars, light, camera, defects, clothes_lab, background_seed, background_blur_px, detail_seed, marker }
     }
 }
 
@@ -474,7 +510,7 @@ mod tests {
 
     #[test]
     fn overrides_are_honoured_and_sampling_is_deterministic() {
-        let ov = Overrides { view: Some(View::Back), pattern: Some(PatternKind::Ludwig), skin: Some(ItaClass::Dark), hair: None, scar: Some(ScarKind::Fut) };
+        let ov = Overrides { view: Some(View::Back), pattern: Some(PatternKind::Ludwig), skin: Some(ItaClass::Dark), hair: None, scar: Some(ScarKind::Fut), marker: false };
         let a = Scene::sample(&mut Rng::new(5), &ov);
         let b = Scene::sample(&mut Rng::new(5), &ov);
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
