@@ -85,7 +85,7 @@ pub fn write(out: &Path, reports: &[(PatientReport, Vec<PatientPhoto>)], failed:
             percent: a.hair_loss.percent,
             severity: a.hair_loss.severity.clone(),
             area: a.area_to_cover_cm2,
-            stage: format!("{} {}", if a.stage.scale == "ludwig" { "Ludwig" } else { "Norwood" }, a.stage.stage),
+            stage: a.stage.label(),
             sessions: r.plan.sessions,
             warnings: a.warnings.len() + r.plan.warnings.len(),
         });

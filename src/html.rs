@@ -74,12 +74,13 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture]) -> String {
             }
         }
         table {
-            tr { th { "Photo" } th { "View" } th class="num" { "SALT weight" } th class="num" { "Hair" } th class="num" { "Thinning" } th class="num" { "Bare" } th class="num" { "Scar" } th { "Measured to cover" } th { "Retake" } }
+            tr { th { "Photo" } th { "View" } th class="num" { "SALT weight" } th class="num" { "Hair" } th class="num" { "Thinning" } th class="num" { "Bare" } th class="num" { "Scar" } th { "Measured to cover" } th { "Stage (this view)" } th { "Retake" } }
             @for v in &a.views {
                 tr {
                     td { (v.file) } td { (v.view.as_deref().unwrap_or("unknown")) } td class="num" { (format!("{:.0}", v.salt_weight)) }
                     td class="num" { (pct(v.hair)) } td class="num" { (pct(v.thinning)) } td class="num" { (pct(v.bare)) } td class="num" { (pct(v.scar)) }
                     td { @if let Some(m) = &v.measured_to_cover_cm2 { (interval(m, "cm²")) " " small { "(" (v.scale_method.as_deref().unwrap_or("")) ")" } } @else { "no scale" } }
+                    td { (v.stage) }
                     td { @if v.retake { "advised" } @else { "no" } }
                 }
             }

@@ -1,9 +1,11 @@
 //! scalpmap: maps hair loss on scalp photos and drafts scalp micropigmentation (SMP) plans.
 //!
-//! The library holds every stage; `src/main.rs` is a thin clap front end over it.
-//! Today it owns the class vocabulary, atomic output writing, the model contract and inference
-//! engines (`model`), and the synthetic renderer
-//! (`synth`) that gives the model and the tests exact ground truth.
+//! The library holds every stage; `src/main.rs` is a thin clap front end over it: decoding
+//! (`photo`, `heic`), the model contract and engines (`model`), class maps and zones (`masks`,
+//! `zones`), quality, physical measurement (`measure`, `marker`), the per-photo report and
+//! overlay (`report`, `overlay`, `analyze`), batches (`batch`), patients and the treatment plan
+//! (`patient`, `plan`, `rules`, `clinic`, `html`), and the synthetic renderer (`synth`) that
+//! gives the model and the tests exact ground truth.
 
 pub mod analyze;
 pub mod batch;

@@ -80,21 +80,39 @@ fn median(v: &mut [f32]) -> f32 {
     }
 }
 
-/// ITA from bare cells of the (area-averaged) photo, `rgb` in 0-255 per map cell. Glare
-/// (any channel >= 240, or luminance >= 230) and deep shadow (luminance < 30) are excluded
-/// before the medians of L* and b* are taken.
+/// Bare cells of regions that touch hair or thinning: bare scalp inside the head, not a patch
+/// of skin-coloured backdrop the model took for bare.
+pub fn scalp_bare_cells(map: &ClassMap) -> Vec<bool> {
+    let (id, info) = crate::masks::regions(map);
+    let (w, h) = (map.width, map.height);
+    let mut touches = vec![false; info.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if map.data[i] != Class::Bare as u8 {
+                continue;
+            }
+            let hairy = |j: usize| map.data[j] == Class::Hair as u8 || map.data[j] == Class::Thinning as u8;
+            if (x > 0 && hairy(i - 1)) || (x + 1 < w && hairy(i + 1)) || (y > 0 && hairy(i - w)) || (y + 1 < h && hairy(i + w)) {
+                touches[id[i] as usize] = true;
+            }
+        }
+    }
+    map.data.iter().zip(&id).map(|(&k, &r)| k == Class::Bare as u8 && touches[r as usize]).collect()
+}
+
+/// ITA from bare scalp cells of the (area-averaged) photo, `rgb` in 0-255 per map cell: only
+/// bare regions touching hair or thinning count; glare (any channel >= 240, or luminance
+/// >= 230) and deep shadow (luminance < 30) are excluded before the medians of L* and b*.
 pub fn skin_tone(rgb: &[[f32; 3]], map: &ClassMap) -> Option<SkinTone> {
     let mut ls = Vec::new();
     let mut as_ = Vec::new();
     let mut bs = Vec::new();
-    for (c, &k) in rgb.iter().zip(&map.data) {
-        if k != Class::Bare as u8 {
-            continue;
-        }
-        let lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
-        if c.iter().any(|&v| v >= 240.0) || lum >= 230.0 || lum < 30.0 {
-            continue;
-        }
+    let keep = scalp_bare_cells(map);
+    let lum = |c: &[f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+    // Keeping only the darker half against shine was tried: no better on renders.
+    let cells = rgb.iter().zip(&keep).filter(|(c, k)| **k && !(c.iter().any(|&v| v >= 240.0) || lum(c) >= 230.0 || lum(c) < 30.0));
+    for (c, _) in cells {
         let lab = linear_to_lab(c.map(|v| srgb_to_linear_f(v / 255.0)));
         ls.push(lab[0]);
         as_.push(lab[1]);
@@ -228,12 +246,16 @@ pub fn scale_from_marker(m: &crate::marker::MarkerFound, r: &ScaleRules) -> Scal
 /// Surface area factor of each map cell (1 = flat), and the name of the correction: in top-down
 /// views the scalp is a dome whose edges are seen at a slant, so a cell at normalised radius
 /// rho of the outline ellipse covers 1 / cos(tilt) = 1 / sqrt(1 - rho²) times its flat area
-/// (an ellipsoid head seen along its axis), capped at `max_tilt_deg`.
+/// (an ellipsoid head seen along its axis), capped at `max_tilt_deg`. A head running out of the
+/// frame has no trustworthy outline, and is counted flat.
 pub fn surface_factors(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, outline: Option<&Outline>, r: &ScaleRules) -> (Vec<f64>, &'static str) {
     let n = map.width * map.height;
     let (Some(o), true, Some("top")) = (outline, r.correct_top_view, view) else {
         return (vec![1.0; n], "none");
     };
+    if o.border_share > MAX_BORDER_SHARE {
+        return (vec![1.0; n], "none");
+    }
     let cap = 1.0 / r.max_tilt_deg.to_radians().cos().max(1e-3);
     let [ux, uy] = o.major_dir;
     let mut f = vec![1.0; n];
@@ -260,7 +282,8 @@ pub const FLAT_AREA_HIGH_FACTOR: f64 = 2.0;
 /// Surface area in cm² of the cells of `classes`, with the interval that the scale's interval
 /// and the foreshortening correction (`correction`, from [`surface_factors`]) give.
 pub fn area_cm2(map: &ClassMap, factors: &[f64], classes: &[Class], cell_px2: f64, s: &ScaleInfo, correction: &str) -> Interval {
-    let px2: f64 = map.data.iter().zip(factors).filter(|(k, _)| classes.iter().any(|c| **k == *c as u8)).map(|(_, f)| f * cell_px2).sum();
+    // `+ 0.0`: an empty float sum is -0.0, which reports would print as such.
+    let px2: f64 = map.data.iter().zip(factors).filter(|(k, _)| classes.iter().any(|c| **k == *c as u8)).map(|(_, f)| f * cell_px2).sum::<f64>() + 0.0;
     let (lo, hi) = if correction == "none" { (1.0, FLAT_AREA_HIGH_FACTOR) } else { (1.0 - ELLIPSOID_AREA_UNCERTAINTY, 1.0 + ELLIPSOID_AREA_UNCERTAINTY) };
     // A larger px/cm means a smaller area: the high scale bounds the low area.
     Interval {
@@ -285,11 +308,21 @@ mod tests {
     }
 
     #[test]
+    fn bare_scalp_is_bare_touching_hair() {
+        let map = ClassMap::from_rows(&["3300", "0000", "0133", "0033"]);
+        let keep = scalp_bare_cells(&map);
+        let kept: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+        assert_eq!(kept, vec![10, 11, 14, 15], "the patch touching hair, not the one on the backdrop");
+    }
+
+    #[test]
     fn skin_tone_uses_bare_cells_without_glare() {
-        // 8x8 map, all bare; 60 cells of one skin colour, 4 cells of glare.
-        let map = ClassMap::new(8, 8, vec![Class::Bare as u8; 64]);
+        // 8x8 map, bare but for one hair cell; 60 cells of one skin colour, 3 of glare.
+        let mut data = vec![Class::Bare as u8; 64];
+        data[63] = Class::Hair as u8;
+        let map = ClassMap::new(8, 8, data);
         let mut rgb = vec![[194.0, 150.0, 130.0]; 64];
-        for c in rgb.iter_mut().take(4) {
+        for c in rgb.iter_mut().take(3) {
             *c = [255.0, 255.0, 255.0];
         }
         let t = skin_tone(&rgb, &map).unwrap();

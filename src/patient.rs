@@ -94,6 +94,8 @@ pub struct ViewRow {
     pub measured_to_cover_cm2: Option<Interval>,
     pub scale_method: Option<String>,
     pub retake: bool,
+    /// The stage this view alone suggests ("Norwood III vertex", "Ludwig II").
+    pub stage: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +106,13 @@ pub struct HairLoss {
     /// Sum of the SALT weights of the views present, percent.
     pub weight_covered: f64,
     pub method: String,
+}
+
+impl Stage {
+    /// "Norwood IV", "Ludwig II".
+    pub fn label(&self) -> String {
+        format!("{} {}", if self.scale == "ludwig" { "Ludwig" } else { "Norwood" }, self.stage)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -160,6 +169,10 @@ fn view_row(p: &PatientPhoto, rules: &Rules) -> ViewRow {
         measured_to_cover_cm2: r.measurement.areas_cm2.as_ref().map(|a| a.to_cover),
         scale_method: r.measurement.scale.as_ref().map(|s| s.method.clone()),
         retake: r.quality.retake,
+        stage: {
+            let alone: BTreeMap<String, f64> = r.view.iter().map(|v| (v.clone(), thinning + bare + scar)).collect();
+            stage(&alone, thinning, thinning + bare + scar, rules).label()
+        },
     }
 }
 

@@ -232,6 +232,9 @@ pub fn plan(f: &Fusion, rules: &Rules, start: Option<NaiveDate>) -> Plan {
     if total <= 0.0 {
         warnings.push("no area to cover was found: no treatment is drafted".into());
     }
+    if f.skin.is_some() {
+        warnings.push("the skin tone comes from an uncalibrated photo (about 14° median ITA error on renders with random exposure): confirm it by eye before choosing the pigment".into());
+    }
     let skin_class = f.skin.as_ref().map(|k| k.ita_class.as_str());
     let pigment = rules.pigment.for_class(skin_class).to_string();
     let days = session_days(n, rules);
