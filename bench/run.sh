@@ -72,23 +72,21 @@ print(f"ratio scalpmap tract / scalpmap onnxruntime: {r['scalpmap tract'][0] / r
 PY
 
 if [ "$RSS_PHOTOS" -gt 0 ]; then
-    big="$work/many"
-    mkdir -p "$big"
-    i=0
-    while [ "$i" -lt "$RSS_PHOTOS" ]; do
-        for f in "$data"/*.jpg; do
-            [ "$i" -lt "$RSS_PHOTOS" ] || break
-            ln -s "$(realpath "$f")" "$big/p$i.jpg"
-            i=$((i + 1))
-        done
-    done
+    # Two batches, a tenth and the whole, of links to the rendered photos under new names.
     for count in $((RSS_PHOTOS / 10)) "$RSS_PHOTOS"; do
-        sub="$work/sub$count"
+        sub="$work/many$count"
         mkdir -p "$sub"
-        ls "$big" | head -n "$count" | while read -r f; do ln -s "$(realpath "$big/$f")" "$sub/$f"; done
+        i=0
+        while [ "$i" -lt "$count" ]; do
+            for f in "$data"/*.jpg; do
+                [ "$i" -lt "$count" ] || break
+                ln -s "$(realpath "$f")" "$sub/p$i.jpg"
+                i=$((i + 1))
+            done
+        done
         timed "rss$count" "$bin" analyze "$sub" --out "$work/out$count" --backend onnxruntime --jobs 2
         read -r wall rss cpu < "$work/rss$count.time"
         echo "batch of $count photos: $(python3 -c "print(f'{$count / $wall:.2f}')") photos/s, peak RSS $((rss / 1024)) MB, CPU $cpu"
-        rm -rf "$work/out$count"
+        rm -rf "$work/out$count" "$sub"
     done
 fi

@@ -97,7 +97,9 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
     let t = Instant::now();
     let c = seg.contract();
     let (mw, mh) = (c.input_width, c.input_height);
-    let (pw, ph) = photo.image.dimensions();
+    // Measurements refer to the photo's own pixels, even when it was decoded smaller.
+    let (pw, ph) = (photo.width, photo.height);
+    let decoded_scale = pw as f64 / photo.image.width().max(1) as f64;
     let (sx, sy) = (pw as f64 / mw as f64, ph as f64 / mh as f64);
     let min_cells = match s.px_per_cm {
         Some(k) => (s.min_region_cm2 * k * k / (sx * sy)).round() as usize,
@@ -106,7 +108,7 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
     .max(1);
     let raw = ClassMap::new(mw, mh, out.classes().iter().copied().collect());
     let mut map = clean(&raw, min_cells, Class::COUNT);
-    let marker = crate::marker::find_in_photo(&photo.image);
+    let marker = crate::marker::find_in_photo(&photo.image).map(|m| m.scaled(decoded_scale));
     if let Some(m) = &marker {
         crate::marker::clear_from_map(&mut map, m, sx, sy);
     }
@@ -136,7 +138,7 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
     };
     let q = quality::assess(&photo.image, &map, &crate::model::segmenter::input_luminance(&input, c));
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
-    let overlay = overlay::render(&photo.image, &map, &zs, &shares);
+    let overlay = overlay::render(&photo.image, (pw, ph), &map, &zs, &shares);
     let view = view.map(str::to_string).or_else(|| view_from_name(path));
     let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &crate::model::segmenter::input_rgb(&input, c), s);
     let post_ms = ms(t);

@@ -23,6 +23,13 @@ pub struct MarkerFound {
     pub tilt_deg: f64,
 }
 
+impl MarkerFound {
+    /// The same marker in a photo `k` times larger.
+    pub fn scaled(&self, k: f64) -> MarkerFound {
+        MarkerFound { centre_px: [self.centre_px[0] * k, self.centre_px[1] * k], side_px: self.side_px * k, tilt_deg: self.tilt_deg }
+    }
+}
+
 /// Pixels darker than this share of their neighbourhood's mean are ink.
 const DARK_SHARE: f32 = 0.6;
 

@@ -32,8 +32,9 @@ fn font() -> Option<&'static FontRef<'static>> {
     FONT.get_or_init(|| FontRef::try_from_slice(include_bytes!("../assets/fonts/DejaVuSans.ttf")).ok()).as_ref()
 }
 
-/// Draws the overlay. `scalp_share[c]` is class c's fraction of the scalp (for the legend).
-pub fn render(photo: &RgbImage, map: &ClassMap, zones: &[Zone], scalp_share: &[f64]) -> RgbImage {
+/// Draws the overlay on `photo` (possibly decoded smaller than the photo's own `size`, in
+/// which zone outlines are given). `scalp_share[c]` is class c's fraction of the scalp.
+pub fn render(photo: &RgbImage, size: (u32, u32), map: &ClassMap, zones: &[Zone], scalp_share: &[f64]) -> RgbImage {
     let (pw, ph) = photo.dimensions();
     let k = (OVERLAY_MAX_SIDE as f64 / pw.max(ph).max(1) as f64).min(1.0);
     let (ow, oh) = (((pw as f64 * k).round() as u32).max(1), ((ph as f64 * k).round() as u32).max(1));
@@ -50,9 +51,9 @@ pub fn render(photo: &RgbImage, map: &ClassMap, zones: &[Zone], scalp_share: &[f
             }
         }
     }
-    // Zone outlines in photo pixels, scaled to the overlay.
-    let kx = ow as f32 / pw as f32;
-    let ky = oh as f32 / ph as f32;
+    // Zone outlines in the photo's own pixels, scaled to the overlay.
+    let kx = ow as f32 / size.0.max(1) as f32;
+    let ky = oh as f32 / size.1.max(1) as f32;
     for z in zones {
         let col = Rgb(colour(z.class));
         let n = z.outline.len();
@@ -98,7 +99,7 @@ mod tests {
     fn tints_classes_and_leaves_background_alone() {
         let photo = RgbImage::from_pixel(400, 200, Rgb([100, 100, 100]));
         let map = ClassMap::from_rows(&["0013", "0013"]);
-        let out = render(&photo, &map, &[], &[0.0, 0.5, 0.0, 0.5, 0.0]);
+        let out = render(&photo, photo.dimensions(), &map, &[], &[0.0, 0.5, 0.0, 0.5, 0.0]);
         assert_eq!(out.dimensions(), (400, 200));
         assert_eq!(out.get_pixel(390, 190).0, [
             (100.0f32 * 0.55 + 213.0 * 0.45).round() as u8,
@@ -113,7 +114,7 @@ mod tests {
     #[test]
     fn large_photos_are_scaled_down() {
         let photo = RgbImage::new(3000, 1500);
-        let out = render(&photo, &ClassMap::new(2, 2, vec![0; 4]), &[], &[0.0; 5]);
+        let out = render(&photo, photo.dimensions(), &ClassMap::new(2, 2, vec![0; 4]), &[], &[0.0; 5]);
         assert_eq!(out.dimensions(), (1024, 512));
     }
 }

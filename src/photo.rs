@@ -11,11 +11,21 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 /// Default ceiling: covers 50-megapixel phone cameras with room to spare.
 pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 
+/// Large JPEGs are decoded at a reduced scale (1/2, 1/4 or 1/8 in the DCT, far cheaper than a
+/// full decode) as long as the long side stays at least this: the marker search runs at 768 px,
+/// the model sees 256 px, and the overlay (at most 1024 px) is for looking at. A 12 MP phone
+/// photo (4032 px) decodes at 1/4, 1008 px.
+pub const DECODE_MIN_SIDE: u32 = 768;
+
 /// A decoded, upright photo.
 #[derive(Clone, Debug)]
 pub struct Photo {
     pub path: PathBuf,
+    /// The pixels, upright; smaller than the photo when a large JPEG was decoded at reduced scale.
     pub image: RgbImage,
+    /// The photo's upright size: all pixel measurements refer to it.
+    pub width: u32,
+    pub height: u32,
     pub format: &'static str,
     /// Size as stored in the file, before EXIF orientation.
     pub stored_width: u32,
@@ -86,16 +96,51 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
     }
     // A damaged EXIF block must not lose the photo: fall back to "as stored".
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let scaled = if format == ImageFormat::Jpeg { decode_jpeg_reduced(bytes, w, h) } else { None };
+    let mut img = match scaled {
+        Some(small) => DynamicImage::ImageRgb8(small),
+        None => DynamicImage::from_decoder(decoder).map_err(corrupt)?,
+    };
     img.apply_orientation(orientation);
+    use image::metadata::Orientation::*;
+    let swaps = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
+    let (width, height) = if swaps { (h, w) } else { (w, h) };
     Ok(Photo {
         path: p(),
         image: img.to_rgb8(),
+        width,
+        height,
         format: name,
         stored_width: w,
         stored_height: h,
         orientation: orientation_name(orientation),
     })
+}
+
+/// A JPEG of `w` x `h` decoded in the DCT at the smallest scale that keeps the long side at
+/// least [`DECODE_MIN_SIDE`]; None when no reduction applies or anything goes wrong (the full
+/// decoder then runs and reports the error).
+fn decode_jpeg_reduced(bytes: &[u8], w: u32, h: u32) -> Option<RgbImage> {
+    let long = w.max(h);
+    if long < 2 * DECODE_MIN_SIDE || w > u16::MAX as u32 || h > u16::MAX as u32 {
+        return None;
+    }
+    let k = long as f64 / DECODE_MIN_SIDE as f64;
+    let (rw, rh) = ((w as f64 / k).ceil() as u16, (h as f64 / k).ceil() as u16);
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    d.read_info().ok()?;
+    let (sw, sh) = d.scale(rw, rh).ok()?;
+    let px = d.decode().ok()?;
+    let info = d.info()?;
+    if (info.width, info.height) != (sw, sh) {
+        return None;
+    }
+    match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(sw as u32, sh as u32, px),
+        jpeg_decoder::PixelFormat::L8 => RgbImage::from_raw(sw as u32, sh as u32, px.iter().flat_map(|&g| [g, g, g]).collect()),
+        // CMYK and 16-bit JPEGs take the full decoder, which converts them.
+        _ => None,
+    }
 }
 
 /// An ISO media file whose brand is HEIC/HEIF (AVIF is not one of them).
@@ -114,6 +159,8 @@ fn decode_heif(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Phot
             path: p(),
             stored_width: image.width(),
             stored_height: image.height(),
+            width: image.width(),
+            height: image.height(),
             image,
             format: "HEIC",
             // libheif applies the container's rotation and mirroring itself.
@@ -176,6 +223,25 @@ mod tests {
         let p = decode(&png(3, 2), Path::new("photo.jpg"), DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!((p.image.width(), p.image.height(), p.format), (3, 2, "PNG"));
         assert_eq!(p.image.get_pixel(0, 0).0, [10, 20, 30]);
+    }
+
+    #[test]
+    fn large_jpegs_decode_at_reduced_scale_keeping_their_size() {
+        // 3200x2000 smooth gradient: the 1/4-scale decode (800x500) must match the full decode
+        // area-averaged to that size.
+        let img = RgbImage::from_fn(3200, 2000, |x, y| image::Rgb([(x / 13) as u8, (y / 8) as u8, ((x + y) / 21) as u8]));
+        let mut buf = Cursor::new(Vec::new());
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90).encode_image(&img).unwrap();
+        let p = decode(buf.get_ref(), Path::new("big.jpg"), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((p.width, p.height), (3200, 2000), "measurements refer to the photo's own size");
+        assert_eq!(p.image.dimensions(), (800, 500));
+        let full = image::load_from_memory(buf.get_ref()).unwrap().to_rgb8();
+        let small = image::imageops::resize(&full, 800, 500, image::imageops::FilterType::Triangle);
+        let diff: f64 = p.image.as_raw().iter().zip(small.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / (800.0 * 500.0 * 3.0);
+        assert!(diff < 2.0, "mean difference {diff}");
+        // Small photos are decoded whole.
+        let q = decode(&png(3, 2), Path::new("s.png"), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((q.width, q.height, q.image.width()), (3, 2, 3));
     }
 
     #[test]
