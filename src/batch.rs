@@ -114,6 +114,25 @@ pub struct BatchConfig<'a> {
     pub views: HashMap<PathBuf, String>,
     /// Output names start with these (the patient, in `plan`), by input path.
     pub name_prefixes: HashMap<PathBuf, String>,
+    /// Skip photos whose outputs are up to date (see [`up_to_date`]).
+    pub resume: bool,
+}
+
+/// Summary status of a photo skipped by --resume.
+pub const UP_TO_DATE: &str = "up-to-date";
+
+/// The earlier report of a photo, when its outputs are complete and were made from the same
+/// bytes (SHA-256), by the same model (version and training data) and scalpmap version, with the
+/// same scale and masks asked for; otherwise None and the photo is analysed again.
+pub fn up_to_date(out: &Path, name: &str, bytes: &[u8], s: &Settings, masks: bool) -> Option<Report> {
+    let r: Report = serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).ok()?).ok()?;
+    let same = r.input.sha256 == crate::analyze::sha256_hex(bytes)
+        && r.model == s.model
+        && r.scalpmap_version == env!("CARGO_PKG_VERSION")
+        && r.px_per_cm == s.px_per_cm
+        && out.join(format!("{name}.overlay.png")).is_file()
+        && (!masks || out.join(format!("{name}.mask.png")).is_file());
+    same.then_some(r)
 }
 
 /// One row of the batch summary.
@@ -138,8 +157,12 @@ pub struct SummaryRow {
 pub struct Summary {
     pub schema: String,
     pub photos: usize,
+    /// Photos with a report: analysed now, or up to date from an earlier run (--resume).
     pub analysed: usize,
     pub failed: usize,
+    /// Of the analysed, those whose report was already up to date.
+    #[serde(default)]
+    pub skipped: usize,
     pub seconds: f64,
     pub rows: Vec<SummaryRow>,
 }
@@ -188,13 +211,16 @@ impl SummaryRow {
 pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&Report) + Sync), tick: &(dyn Fn() + Sync)) -> anyhow::Result<Summary> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out).map_err(|e| anyhow::anyhow!("cannot create the output folder {}: {e}", cfg.out.display()))?;
+    // Leftovers of a killed run are never whole outputs: clear them.
+    crate::fsio::remove_stale_temporaries(&cfg.out);
     // With --anonymize the output files are named by the same stable hash as the reports.
     let names = if cfg.settings.anonymize { cfg.inputs.iter().map(|p| anonymous_name(p)).collect() } else { output_names(&cfg.inputs, &cfg.name_prefixes) };
     let input_set: HashSet<PathBuf> = cfg.inputs.iter().filter_map(|p| p.canonicalize().ok()).collect();
     // One session per worker: sessions are checked out of a pool and returned, so a worker
     // builds at most one, however rayon splits the work.
     let pool: Mutex<Vec<Segmenter>> = Mutex::new(Vec::new());
-    let first = Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?;
+    let mut first = Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?;
+    probe(&mut first, &cfg.settings.model.source)?;
     pool.lock().unwrap_or_else(|p| p.into_inner()).push(first);
     let rows: Vec<SummaryRow> = cfg
         .inputs
@@ -202,27 +228,36 @@ pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&R
         .zip(names.par_iter())
         .map(|(path, name)| {
             let file = if cfg.settings.anonymize { anonymous_name(path) } else { path.display().to_string() };
-            let result = (|| -> anyhow::Result<Report> {
+            let result = (|| -> anyhow::Result<(Report, bool)> {
+                let t = Instant::now();
+                let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read the file ({e})", path.display()))?;
+                let read_ms = t.elapsed().as_secs_f64() * 1e3;
+                if cfg.resume {
+                    if let Some(done) = up_to_date(&cfg.out, name, &bytes, &cfg.settings, cfg.write_masks) {
+                        return Ok((done, true));
+                    }
+                }
                 // Take the lock only to pop: building a session must not block the others.
                 let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 let mut seg = match pooled {
                     Some(s) => s,
                     None => Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?,
                 };
-                let t = Instant::now();
-                let read = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read the file ({e})", path.display()));
-                let read_ms = t.elapsed().as_secs_f64() * 1e3;
-                let analysis = read.and_then(|bytes| Ok(analyze_bytes(&mut seg, &bytes, path, cfg.views.get(path).map(String::as_str), &cfg.settings, read_ms)?));
+                let analysis = analyze_bytes(&mut seg, &bytes, path, cfg.views.get(path).map(String::as_str), &cfg.settings, read_ms);
                 pool.lock().unwrap_or_else(|p| p.into_inner()).push(seg);
                 let analysis = analysis?;
                 write_outputs(&cfg.out, name, &analysis, cfg.write_masks, &input_set)?;
-                Ok(analysis.report)
+                Ok((analysis.report, false))
             })();
             tick();
             match result {
-                Ok(report) => {
+                Ok((report, skipped)) => {
                     on_report(&report);
-                    SummaryRow::ok(file, name.clone(), &report)
+                    let mut row = SummaryRow::ok(file, name.clone(), &report);
+                    if skipped {
+                        row.status = UP_TO_DATE.into();
+                    }
+                    row
                 }
                 Err(e) => SummaryRow::failed(&Failure { file, error: format!("{e:#}") }),
             }
@@ -230,18 +265,28 @@ pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&R
         .collect();
     let mut all: Vec<SummaryRow> = pre_failures.iter().map(SummaryRow::failed).collect();
     all.extend(rows);
-    let failed = all.iter().filter(|r| r.status != "ok").count();
+    let failed = all.iter().filter(|r| r.status == "failed").count();
+    let skipped = all.iter().filter(|r| r.status == UP_TO_DATE).count();
     let summary = Summary {
         schema: "scalpmap-summary/1".into(),
         photos: all.len(),
         analysed: all.len() - failed,
         failed,
+        skipped,
         seconds: (started.elapsed().as_secs_f64() * 1e3).round() / 1e3,
         rows: all,
     };
     write_atomic(&cfg.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
     write_atomic(&cfg.out.join("summary.csv"), summary_csv(&summary.rows).as_bytes())?;
     Ok(summary)
+}
+
+/// Runs the model once on a plain grey picture: a model that fails or answers NaN there is
+/// unusable, and one clear message beats the same failure on every photo.
+fn probe(seg: &mut Segmenter, source: &str) -> anyhow::Result<()> {
+    let grey = image::RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]));
+    let input = crate::model::prepare(&grey, seg.contract());
+    seg.run(&input).map(|_| ()).map_err(|e| anyhow::anyhow!("the model ({source}) fails on a plain grey picture: {e}; use another model"))
 }
 
 fn write_outputs(out: &Path, name: &str, a: &Analysis, masks: bool, inputs: &HashSet<PathBuf>) -> anyhow::Result<()> {

@@ -102,6 +102,9 @@ struct AnalyzeArgs {
     /// Refuse photos larger than this many megapixels (checked before decoding).
     #[arg(long, default_value_t = 64.0)]
     max_megapixels: f64,
+    /// Skip photos whose report in --out is up to date (same bytes, model and options).
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -294,6 +297,7 @@ fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, 
         session_threads: 1,
         views,
         name_prefixes,
+        resume: a.resume,
     };
     let bar = progress(total as u64);
     bar.set_prefix("analyze");
@@ -314,11 +318,12 @@ fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, 
     };
     let summary = with_jobs(Some(jobs), || batch::run(&cfg, pre_failures, &on_report, &|| bar.inc(1)))?;
     bar.finish_and_clear();
-    for row in summary.rows.iter().filter(|r| r.status != "ok") {
+    for row in summary.rows.iter().filter(|r| r.status == "failed") {
         eprintln!("failed: {}", row.error.as_deref().unwrap_or("unknown error"));
     }
+    let skipped = if summary.skipped > 0 { format!(" ({} up to date, skipped)", summary.skipped) } else { String::new() };
     eprintln!(
-        "analysed {} of {} photos in {:.1} s with {} {} into {}",
+        "analysed {} of {} photos{skipped} in {:.1} s with {} {} into {}",
         summary.analysed,
         summary.photos,
         summary.seconds,
@@ -418,7 +423,7 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         photos.sort_by(|x, y| x.report.input.file.cmp(&y.report.input.file));
     }
     let reports = clinic::patient_reports(groups, &rules, &rules_name, a.start_date);
-    let failed: Vec<(String, String)> = summary.rows.iter().filter(|r| r.status != "ok").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
+    let failed: Vec<(String, String)> = summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
     let rows = clinic::write(&a.analyze.out, &reports, &failed)?;
     eprintln!("planned {} patients into {}", rows.len(), a.analyze.out.join("index.html").display());
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })

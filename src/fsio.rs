@@ -30,6 +30,23 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Removes temporaries left in `dir` by runs that were killed (a process that no longer exists,
+/// judged by /proc on Linux; elsewhere nothing is removed). Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")).map(|(_, pid)| pid.to_string()) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let gone = cfg!(target_os = "linux") && pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists();
+        if gone && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +60,21 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"{\"x\":2}");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn temporaries_of_dead_runs_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // PID 4194304 is above Linux's pid_max limit, so never a live process.
+        for n in [".a.json.tmp-4194304", ".b.png.tmp-4194304", "c.json", ".d.tmp-x"] {
+            fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        fs::write(dir.path().join(format!(".e.json.tmp-{}", std::process::id())), b"x").unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path()), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, vec![".d.tmp-x".to_string(), format!(".e.json.tmp-{}", std::process::id()), "c.json".into()]);
     }
 
     #[test]

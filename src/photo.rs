@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
+/// Photos narrower than this on either side carry no usable scalp detail (thumbnails, icons,
+/// banner strips).
+pub const MIN_SIDE: u32 = 32;
+
 /// Default ceiling: covers 50-megapixel phone cameras with room to spare.
 pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 
@@ -44,6 +48,8 @@ pub enum PhotoError {
     Unsupported { path: PathBuf, what: String },
     #[error("{path}: {width}x{height} is {mp:.0} megapixels, over the limit of {max_mp:.0}; resize the photo or raise --max-megapixels")]
     TooLarge { path: PathBuf, width: u32, height: u32, mp: f64, max_mp: f64 },
+    #[error("{path}: {width}x{height} is too small to analyse (at least {MIN_SIDE} pixels on each side); use the original photo")]
+    TooSmall { path: PathBuf, width: u32, height: u32 },
     #[error("{path}: the {format} data is damaged or truncated ({why}); re-export or re-upload the photo")]
     Corrupt { path: PathBuf, format: &'static str, why: String },
 }
@@ -93,6 +99,9 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
     }
     if w == 0 || h == 0 {
         return Err(PhotoError::Corrupt { path: p(), format: name, why: "zero width or height".into() });
+    }
+    if w < MIN_SIDE || h < MIN_SIDE {
+        return Err(PhotoError::TooSmall { path: p(), width: w, height: h });
     }
     // A damaged EXIF block must not lose the photo: fall back to "as stored".
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -155,6 +164,7 @@ fn decode_heif(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Phot
     use crate::heic::HeicError;
     let p = || path.to_path_buf();
     match crate::heic::decode(bytes, max_pixels) {
+        Ok(image) if image.width() < MIN_SIDE || image.height() < MIN_SIDE => Err(PhotoError::TooSmall { path: p(), width: image.width(), height: image.height() }),
         Ok(image) => Ok(Photo {
             path: p(),
             stored_width: image.width(),
@@ -220,8 +230,8 @@ mod tests {
 
     #[test]
     fn decodes_by_content_whatever_the_extension() {
-        let p = decode(&png(3, 2), Path::new("photo.jpg"), DEFAULT_MAX_PIXELS).unwrap();
-        assert_eq!((p.image.width(), p.image.height(), p.format), (3, 2, "PNG"));
+        let p = decode(&png(40, 33), Path::new("photo.jpg"), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((p.image.width(), p.image.height(), p.format), (40, 33, "PNG"));
         assert_eq!(p.image.get_pixel(0, 0).0, [10, 20, 30]);
     }
 
@@ -240,8 +250,10 @@ mod tests {
         let diff: f64 = p.image.as_raw().iter().zip(small.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / (800.0 * 500.0 * 3.0);
         assert!(diff < 2.0, "mean difference {diff}");
         // Small photos are decoded whole.
-        let q = decode(&png(3, 2), Path::new("s.png"), DEFAULT_MAX_PIXELS).unwrap();
-        assert_eq!((q.width, q.height, q.image.width()), (3, 2, 3));
+        let q = decode(&png(40, 33), Path::new("s.png"), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((q.width, q.height, q.image.width()), (40, 33, 40));
+        let e = decode(&png(10, 300), Path::new("strip.png"), DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+        assert!(e.contains("strip.png") && e.contains("too small"), "{e}");
     }
 
     #[test]
@@ -252,10 +264,10 @@ mod tests {
         assert!(e.contains("b.jpg") && e.contains("text file"), "{e}");
         let e = decode(b"%PDF-1.7 ...", Path::new("c.jpg"), 100).unwrap_err().to_string();
         assert!(e.contains("PDF"), "{e}");
-        let e = decode(&png(20, 10), Path::new("d.png"), 100).unwrap_err().to_string();
+        let e = decode(&png(40, 40), Path::new("d.png"), 100).unwrap_err().to_string();
         assert!(e.contains("d.png") && e.contains("over the limit"), "{e}");
-        let good = png(8, 8);
-        let e = decode(&good[..good.len() / 2], Path::new("e.png"), 1000).unwrap_err().to_string();
+        let good = png(64, 64);
+        let e = decode(&good[..good.len() / 2], Path::new("e.png"), 10_000).unwrap_err().to_string();
         assert!(e.contains("e.png") && e.contains("damaged or truncated"), "{e}");
     }
 }

@@ -178,7 +178,7 @@ pub fn session_days(n: u32, rules: &Rules) -> Vec<u32> {
     let mut days = vec![0u32];
     for k in 1..n {
         let gap = if k == 1 { s.interval_days } else { s.third_interval_days };
-        days.push(days[k as usize - 1] + gap);
+        days.push(days[k as usize - 1].saturating_add(gap));
     }
     days
 }
@@ -262,8 +262,8 @@ pub fn plan(f: &Fusion, rules: &Rules, start: Option<NaiveDate>) -> Plan {
     let last_day = *days.last().unwrap_or(&0);
     let touch_up = match start.and_then(|d| d.checked_add_days(Days::new(last_day as u64))) {
         Some(end) => {
-            let a = end.checked_add_months(Months::new(12 * y0)).map(|d| d.to_string()).unwrap_or_default();
-            let b = end.checked_add_months(Months::new(12 * y1)).map(|d| d.to_string()).unwrap_or_default();
+            let a = end.checked_add_months(Months::new(y0.saturating_mul(12))).map(|d| d.to_string()).unwrap_or_default();
+            let b = end.checked_add_months(Months::new(y1.saturating_mul(12))).map(|d| d.to_string()).unwrap_or_default();
             format!("touch-up every {y0}-{y1} years: between {a} and {b}")
         }
         None => format!("touch-up every {y0}-{y1} years after the last session"),

@@ -218,9 +218,70 @@ impl Rules {
         Rules::from_overrides(&text, &path.display().to_string())
     }
 
-    /// Values that would make the plan meaningless.
+    /// Values that would make the plan meaningless (or its arithmetic overflow).
     fn check(&self) -> Result<(), String> {
         let s = &self.sessions;
+        // TOML allows nan and inf; no rule means anything with them.
+        fn finite(v: &toml::Value, path: &str) -> Result<(), String> {
+            match v {
+                toml::Value::Float(f) if !f.is_finite() => Err(format!("{path} must be a finite number")),
+                toml::Value::Float(f) if f.abs() > 1e9 => Err(format!("{path} is out of range")),
+                toml::Value::Table(t) => t.iter().try_for_each(|(k, v)| finite(v, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") })),
+                toml::Value::Array(a) => a.iter().try_for_each(|v| finite(v, path)),
+                _ => Ok(()),
+            }
+        }
+        finite(&toml::Value::try_from(self).map_err(|e| e.to_string())?, "")?;
+        if s.maximum > 12 || s.base > 12 {
+            return Err("sessions.base and sessions.maximum must be at most 12".into());
+        }
+        for (k, v) in [("sessions.interval_days", s.interval_days), ("sessions.third_interval_days", s.third_interval_days)] {
+            if !(1..=365).contains(&v) {
+                return Err(format!("{k} must be between 1 and 365, not {v}"));
+            }
+        }
+        if s.touch_up_years[0] > s.touch_up_years[1] || s.touch_up_years[1] > 50 {
+            return Err("sessions.touch_up_years must be [low, high] with low <= high <= 50".into());
+        }
+        if s.scar_extra > 12 || s.diffuse_extra > 12 || s.light_skin_extra > 12 || s.dark_skin_extra > 12 || s.scar_healed_months > 600 {
+            return Err("sessions.*_extra must be at most 12 and sessions.scar_healed_months at most 600".into());
+        }
+        let shares = [
+            ("density.hairline_front_share", self.density.hairline_front_share),
+            ("loss.thinning_weight", self.loss.thinning_weight),
+            ("loss.fraction_uncertainty", self.loss.fraction_uncertainty),
+            ("stage.affected", self.stage.affected),
+            ("stage.diffuse_share", self.stage.diffuse_share),
+            ("sessions.diffuse_share", s.diffuse_share),
+        ];
+        for (k, v) in shares {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{k} must be between 0 and 1, not {v}"));
+            }
+        }
+        let nonneg = [
+            ("density.hairline_band_cm", self.density.hairline_band_cm),
+            ("density.hairline_length_cm", self.density.hairline_length_cm),
+            ("density.scar_margin_cm", self.density.scar_margin_cm),
+            ("views.top", self.views.top),
+            ("views.back", self.views.back),
+            ("views.left", self.views.left),
+            ("views.right", self.views.right),
+            ("views.scalp_sd_cm2", self.views.scalp_sd_cm2),
+            ("sessions.min_hours", s.min_hours),
+            ("scale.head_breadth_low_cm", self.scale.head_breadth_low_cm),
+        ];
+        for (k, v) in nonneg {
+            if v < 0.0 {
+                return Err(format!("{k} must not be negative, not {v}"));
+            }
+        }
+        if !(0.0..90.0).contains(&self.scale.max_tilt_deg) {
+            return Err("scale.max_tilt_deg must be from 0 to below 90".into());
+        }
+        if self.loss.severity_upper.windows(2).any(|w| w[0] > w[1]) {
+            return Err("loss.severity_upper must ascend".into());
+        }
         let positive = [
             ("scale.head_breadth_cm", self.scale.head_breadth_cm),
             ("scale.marker_side_cm", self.scale.marker_side_cm),
@@ -291,6 +352,12 @@ mod tests {
         assert!(e.contains("sessions.base"), "{e}");
         let e = Rules::from_overrides("[density]\nfull_per_cm2 = -1.0\n", "c.toml").unwrap_err().to_string();
         assert!(e.contains("full_per_cm2"), "{e}");
+        let e = Rules::from_overrides("[density]\nhairline_band_cm = inf\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("density.hairline_band_cm") && e.contains("finite"), "{e}");
+        let e = Rules::from_overrides("[sessions]\nmaximum = 4000000000\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("at most 12"), "{e}");
+        let e = Rules::from_overrides("[sessions]\ntouch_up_years = [9, 4]\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("touch_up_years"), "{e}");
         let e = Rules::from_overrides("not toml [", "c.toml").unwrap_err().to_string();
         assert!(e.contains("c.toml"), "{e}");
     }
