@@ -335,24 +335,20 @@ fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, 
 }
 
 fn rules_cmd(a: RulesArgs) -> i32 {
-    match &a.rules {
-        Some(path) => match Rules::load(path).and_then(|r| {
-            toml::to_string(&r).map_err(|e| scalpmap::rules::RulesError::Invalid { path: path.display().to_string(), why: e.to_string() })
-        }) {
-            Ok(text) => {
-                print!("{text}");
-                0
-            }
-            Err(e) => {
-                eprintln!("scalpmap rules: {e}");
-                EXIT_USAGE
-            }
-        },
-        None => {
-            // `--default`, and the same without flags: the commented default file.
-            let _ = a.default;
-            print!("{}", scalpmap::rules::DEFAULT_TOML);
+    // `--default` (or no flag): the commented default file; `--rules FILE`: the rules in effect.
+    let Some(path) = a.rules.filter(|_| !a.default) else {
+        print!("{}", scalpmap::rules::DEFAULT_TOML);
+        return 0;
+    };
+    let text = Rules::load(&path).and_then(|r| toml::to_string(&r).map_err(|e| scalpmap::rules::RulesError::Invalid { path: path.display().to_string(), why: e.to_string() }));
+    match text {
+        Ok(text) => {
+            print!("{text}");
             0
+        }
+        Err(e) => {
+            eprintln!("scalpmap rules: {e}");
+            EXIT_USAGE
         }
     }
 }
