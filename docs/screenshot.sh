@@ -20,6 +20,6 @@ shot() {
     "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size="$2" \
         --screenshot="$3" "file://$work/out/$1" 2>/dev/null
 }
-shot patients/client-31.html 1200,2900 docs/plan-patient.png
+shot patients/client-31.html 1200,3700 docs/plan-patient.png
 shot index.html 1200,300 docs/plan-index.png
 echo "wrote docs/plan-patient.png and docs/plan-index.png"

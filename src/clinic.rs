@@ -76,7 +76,7 @@ pub fn write(out: &Path, reports: &[(PatientReport, Vec<PatientPhoto>)], failed:
             })
             .collect();
         write_atomic(&dir.join(format!("{id}.json")), &serde_json::to_vec_pretty(r)?)?;
-        write_atomic(&dir.join(format!("{id}.html")), html::patient_page(r, &pictures).as_bytes())?;
+        write_atomic(&dir.join(format!("{id}.html")), html::patient_page(r, &pictures, photos).as_bytes())?;
         let a = &r.assessment;
         rows.push(IndexRow {
             patient: r.patient.clone(),

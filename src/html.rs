@@ -6,12 +6,14 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::measure::Interval;
+use crate::patient::PatientPhoto;
 use crate::report::PatientReport;
+use crate::zones::Zone;
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}\
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
-th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}.warn{background:#fff4d6;border-left:4px solid #e69f00;padding:.4em .8em;margin:.3em 0}\
+th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.warn{background:#fff4d6;border-left:4px solid #e69f00;padding:.4em .8em;margin:.3em 0}\
 .photos{display:flex;flex-wrap:wrap;gap:1em}.photos figure{margin:0;max-width:340px}.photos img{width:100%;border:1px solid #ccc}\
 figcaption{font-size:.9em;color:#555}.draft{color:#a00;font-weight:600}ul{margin:.2em 0;padding-left:1.2em}";
 
@@ -27,6 +29,21 @@ fn interval(i: &Interval, unit: &str) -> String {
 
 fn pct(x: f64) -> String {
     format!("{:.0} %", x * 100.0)
+}
+
+/// Zones listed per photo on a patient page.
+const ZONES_SHOWN: usize = 8;
+
+fn largest_zones(p: &PatientPhoto) -> Vec<&Zone> {
+    let mut z: Vec<&Zone> = p.report.zones.iter().collect();
+    z.sort_by(|a, b| b.area_px.total_cmp(&a.area_px));
+    z.truncate(ZONES_SHOWN);
+    z
+}
+
+/// A zone's flat area in cm² at the photo's scale (given, marker or estimated), if it has one.
+fn zone_cm2(p: &PatientPhoto, z: &Zone) -> Option<f64> {
+    z.area_cm2.or_else(|| p.report.measurement.scale.as_ref().map(|s| z.area_px / (s.px_per_cm * s.px_per_cm)))
 }
 
 fn page(title: &str, body: Markup) -> String {
@@ -45,8 +62,8 @@ fn page(title: &str, body: Markup) -> String {
     .into_string()
 }
 
-/// The page of one patient.
-pub fn patient_page(r: &PatientReport, pictures: &[Picture]) -> String {
+/// The page of one patient; `photos` gives each photo's zones for the zone table.
+pub fn patient_page(r: &PatientReport, pictures: &[Picture], photos: &[PatientPhoto]) -> String {
     let a = &r.assessment;
     let p = &r.plan;
     let body = html! {
@@ -82,6 +99,22 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture]) -> String {
                     td { @if let Some(m) = &v.measured_to_cover_cm2 { (interval(m, "cm²")) " " small { "(" (v.scale_method.as_deref().unwrap_or("")) ")" } } @else { "no scale" } }
                     td { (v.stage) }
                     td { @if v.retake { "advised" } @else { "no" } }
+                }
+            }
+        }
+        h2 { "Zones found" }
+        p { small { "Connected thinning, bare and scar regions of each photo, largest first (at most " (ZONES_SHOWN) " a photo); areas in the photo's pixels, and in cm² where it has a scale." } }
+        table {
+            tr { th { "Photo" } th { "Zone" } th class="num" { "Area (px)" } th class="num" { "Area (cm²)" } th { "Centre (x, y)" } th class="num" { "Density /cm²" } }
+            @for ph in photos {
+                @for z in largest_zones(ph) {
+                    tr {
+                        td { (ph.report.input.file) } td { (z.class.name()) }
+                        td class="num" { (format!("{:.0}", z.area_px)) }
+                        td class="num" { @if let Some(a) = zone_cm2(ph, z) { (format!("{a:.1}")) } @else { "—" } }
+                        td { (format!("{:.0}, {:.0}", z.centroid[0], z.centroid[1])) }
+                        td class="num" { (format!("{:.0}", z.mean_density_per_cm2)) }
+                    }
                 }
             }
         }

@@ -169,9 +169,13 @@ fn view_row(p: &PatientPhoto, rules: &Rules) -> ViewRow {
         measured_to_cover_cm2: r.measurement.areas_cm2.as_ref().map(|a| a.to_cover),
         scale_method: r.measurement.scale.as_ref().map(|s| s.method.clone()),
         retake: r.quality.retake,
-        stage: {
-            let alone: BTreeMap<String, f64> = r.view.iter().map(|v| (v.clone(), thinning + bare + scar)).collect();
-            stage(&alone, thinning, thinning + bare + scar, rules).label()
+        stage: match r.view.as_deref() {
+            // The scales are defined on the top, front and crown; a side view alone says nothing.
+            Some(v @ ("top" | "front" | "back")) => {
+                let alone = BTreeMap::from([(v.to_string(), thinning + bare + scar)]);
+                stage(&alone, thinning, thinning + bare + scar, rules).label()
+            }
+            _ => "not staged from this view".into(),
         },
     }
 }

@@ -212,7 +212,7 @@ fn plan_writes_valid_patient_reports_html_and_an_index() {
         assert_eq!(s[1].date.as_deref(), Some("2027-03-22"), "the clinic's interval");
         assert_eq!(s.len() as u32, r.plan.sessions);
         let html = std::fs::read_to_string(out.path().join(format!("patients/{who}.html"))).unwrap();
-        for part in ["Assessment", "Zones and density", "sessions", "data:image/jpeg;base64,", "2027-03-01", "Aftercare"] {
+        for part in ["Assessment", "Zones found", "Zones and density", "sessions", "data:image/jpeg;base64,", "2027-03-01", "Aftercare"] {
             assert!(html.contains(part), "{who}.html lacks {part}");
         }
         // Per-photo outputs are named after the patient, and valid reports too.
