@@ -171,7 +171,8 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
     Ok(Analysis { report, overlay, class_map: map })
 }
 
-/// Scale (given, else estimated from the head outline), surface areas and skin tone.
+/// Scale (given, else a printed marker, else estimated from the head outline), surface areas
+/// and skin tone.
 fn measure(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, marker: Option<&MarkerFound>, rgb: &[[f32; 3]], s: &Settings) -> Measurement {
     let outline = scalp_outline(map, sx, sy);
     let scale = match (s.px_per_cm, marker) {

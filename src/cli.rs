@@ -14,7 +14,7 @@ use scalpmap::batch::{self, BatchConfig, Summary};
 use scalpmap::clinic;
 use scalpmap::patient::{patient_from_folders, read_manifest, PatientPhoto};
 use scalpmap::report::{Failure, Report};
-use scalpmap::rules::Rules;
+use scalpmap::rules::{Rules, ScaleRules};
 use scalpmap::model::{self, backend, BackendChoice};
 use scalpmap::synth::color::{HairColour, ItaClass};
 use scalpmap::synth::scene::{PatternKind, ScarKind, View};
@@ -257,12 +257,13 @@ fn analyze_cmd(a: AnalyzeArgs) -> i32 {
 fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(!a.paths.is_empty(), "give at least one photo or folder");
     let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
-    let (summary, _) = run_batch(&a, inputs, pre_failures, Default::default(), Default::default(), false)?;
+    let (summary, _) = run_batch(&a, inputs, pre_failures, Default::default(), Default::default(), Rules::default().scale, false)?;
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }
 
 /// Analyses `inputs` as `a` says; returns the summary and, with `keep`, every report.
-fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, views: HashMap<PathBuf, String>, name_prefixes: HashMap<PathBuf, String>, keep: bool) -> anyhow::Result<(Summary, Vec<Report>)> {
+#[allow(clippy::too_many_arguments)]
+fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, views: HashMap<PathBuf, String>, name_prefixes: HashMap<PathBuf, String>, scale_rules: ScaleRules, keep: bool) -> anyhow::Result<(Summary, Vec<Report>)> {
     if let Some(k) = a.px_per_cm {
         anyhow::ensure!(k.is_finite() && k > 0.0, "--px-per-cm must be a positive number");
     }
@@ -286,6 +287,7 @@ fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, 
     settings.px_per_cm = a.px_per_cm;
     settings.anonymize = a.anonymize;
     settings.max_pixels = (a.max_megapixels * 1e6) as u64;
+    settings.scale_rules = scale_rules;
     let total = inputs.len() + pre_failures.len();
     let cfg = BatchConfig {
         inputs,
@@ -403,7 +405,8 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     let key = |p: &PathBuf| if a.analyze.anonymize { batch::anonymous_name(p) } else { p.display().to_string() };
     let by_key: HashMap<String, PathBuf> = inputs.iter().map(|p| (key(p), p.clone())).collect();
     let prefixes: HashMap<PathBuf, String> = patient_of.iter().map(|(p, id)| (p.clone(), clinic::safe_id(id))).collect();
-    let (summary, reports) = run_batch(&a.analyze, inputs, pre_failures, views, prefixes, true)?;
+    // The clinic's scale rules (head breadth, marker size) apply to the analysis too.
+    let (summary, reports) = run_batch(&a.analyze, inputs, pre_failures, views, prefixes, rules.scale.clone(), true)?;
     let outputs: HashMap<&str, &str> = summary.rows.iter().filter_map(|r| Some((r.file.as_str(), r.output.as_deref()?))).collect();
     let mut groups: BTreeMap<String, Vec<PatientPhoto>> = BTreeMap::new();
     for report in reports {
