@@ -136,11 +136,14 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
         let v: Vec<f64> = map.data.iter().zip(&density).filter(|(&m, _)| m == class as u8).map(|(_, &d)| d as f64).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    let q = quality::assess(&photo.image, &map, &crate::model::segmenter::input_luminance(&input, c));
+    // The model input, back in sRGB: skin tone reads its colours, quality its luminance.
+    let rgb = crate::model::segmenter::input_rgb(&input, c);
+    let lum: Vec<f32> = rgb.iter().map(crate::model::segmenter::luma).collect();
+    let q = quality::assess(&photo.image, &map, &lum);
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
     let overlay = overlay::render(&photo.image, (pw, ph), &map, &zs, &shares);
     let view = view.map(str::to_string).or_else(|| view_from_name(path));
-    let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &crate::model::segmenter::input_rgb(&input, c), s);
+    let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &rgb, s);
     let post_ms = ms(t);
     let file = if s.anonymize { crate::batch::anonymous_name(path) } else { path.display().to_string() };
     let report = Report {

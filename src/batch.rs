@@ -169,7 +169,7 @@ pub struct Summary {
 
 impl SummaryRow {
     fn ok(file: String, output: String, r: &Report) -> SummaryRow {
-        let share = |name: &str| r.classes.iter().find(|c| c.class == name).and_then(|c| c.fraction_of_scalp);
+        let share = |name: &str| r.fraction_of_scalp(name);
         SummaryRow {
             file,
             output: Some(output),

@@ -74,7 +74,7 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture], photos: &[PatientPh
         table {
             tr { th { "Hair loss (SALT-style)" } td { (format!("{:.0} %", a.hair_loss.percent)) " — " (a.hair_loss.severity) br; small { (a.hair_loss.method) } } }
             tr { th { "Area to cover" } td { (interval(&a.area_to_cover_cm2, "cm²")) br; small { (a.area_method) } } }
-            tr { th { "Stage" } td { (if a.stage.scale == "ludwig" { "Ludwig " } else { "Norwood " }) (a.stage.stage) " (confidence " (a.stage.confidence) ")" ul { @for e in &a.stage.evidence { li { (e) } } } } }
+            tr { th { "Stage" } td { (a.stage.label()) " (confidence " (a.stage.confidence) ")" ul { @for e in &a.stage.evidence { li { (e) } } } } }
             tr { th { "Skin tone" } td {
                 @if let Some(s) = &a.skin { "ITA " (format!("{:.0}°", s.ita_deg)) ", " (s.ita_class.replace('_', " ")) " (Chardon class, not a Fitzpatrick type)" }
                 @else { "not measured (too little bare skin without glare)" }

@@ -57,19 +57,8 @@ fn box_mean(lum: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
 
 /// Centroid and principal second moments (larger first) of a set of pixels.
 fn moments(px: &[(usize, usize)]) -> ([f64; 2], f64, f64) {
-    let n = px.len().max(1) as f64;
-    let (mx, my) = px.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x as f64, b + y as f64));
-    let (mx, my) = (mx / n, my / n);
-    let (mut cxx, mut cyy, mut cxy) = (0.0, 0.0, 0.0);
-    for &(x, y) in px {
-        let (dx, dy) = (x as f64 - mx, y as f64 - my);
-        cxx += dx * dx;
-        cyy += dy * dy;
-        cxy += dx * dy;
-    }
-    let (cxx, cyy, cxy) = (cxx / n, cyy / n, cxy / n);
-    let disc = ((cxx - cyy).powi(2) / 4.0 + cxy * cxy).sqrt();
-    ([mx, my], (cxx + cyy) / 2.0 + disc, ((cxx + cyy) / 2.0 - disc).max(0.0))
+    let m = crate::measure::moments(px.iter().map(|&(x, y)| (x as f64, y as f64)));
+    (m.centre, m.l1, m.l2)
 }
 
 /// A dark blob that passed the shape tests.

@@ -109,7 +109,7 @@ pub fn skin_tone(rgb: &[[f32; 3]], map: &ClassMap) -> Option<SkinTone> {
     let mut as_ = Vec::new();
     let mut bs = Vec::new();
     let keep = scalp_bare_cells(map);
-    let lum = |c: &[f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+    let lum = crate::model::segmenter::luma;
     // Keeping only the darker half against shine was tried: no better on renders.
     let cells = rgb.iter().zip(&keep).filter(|(c, k)| **k && !(c.iter().any(|&v| v >= 240.0) || lum(c) >= 230.0 || lum(c) < 30.0));
     for (c, _) in cells {
@@ -130,6 +130,39 @@ pub fn skin_tone(rgb: &[[f32; 3]], map: &ClassMap) -> Option<SkinTone> {
     Some(SkinTone { ita_deg: ita as f64, ita_class: ItaClass::of(ita).name().into(), lab: [l as f64, a as f64, b as f64], cells })
 }
 
+/// Centroid and second moments of a set of points: the principal variances (larger first) and
+/// the angle of the major axis.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moments {
+    pub n: usize,
+    pub centre: [f64; 2],
+    pub l1: f64,
+    pub l2: f64,
+    pub angle: f64,
+}
+
+/// [`Moments`] of `points` (iterated twice: mean, then spread).
+pub fn moments<I: Iterator<Item = (f64, f64)> + Clone>(points: I) -> Moments {
+    let (mut n, mut mx, mut my) = (0usize, 0f64, 0f64);
+    for (x, y) in points.clone() {
+        n += 1;
+        mx += x;
+        my += y;
+    }
+    let k = n.max(1) as f64;
+    let (mx, my) = (mx / k, my / k);
+    let (mut cxx, mut cyy, mut cxy) = (0f64, 0f64, 0f64);
+    for (x, y) in points {
+        let (dx, dy) = (x - mx, y - my);
+        cxx += dx * dx;
+        cyy += dy * dy;
+        cxy += dx * dy;
+    }
+    let (cxx, cyy, cxy) = (cxx / k, cyy / k, cxy / k);
+    let disc = ((cxx - cyy).powi(2) / 4.0 + cxy * cxy).sqrt();
+    Moments { n, centre: [mx, my], l1: (cxx + cyy) / 2.0 + disc, l2: ((cxx + cyy) / 2.0 - disc).max(0.0), angle: 0.5 * (2.0 * cxy).atan2(cxx - cyy) }
+}
+
 /// Principal axes of the scalp (non-background) cells, in photo pixels: centre, unit vector of
 /// the major axis, and the semi-axes of the ellipse with the same second moments.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -144,36 +177,11 @@ pub struct Outline {
 
 pub fn scalp_outline(map: &ClassMap, sx: f64, sy: f64) -> Option<Outline> {
     let (w, h) = (map.width, map.height);
-    let (mut n, mut mx, mut my) = (0f64, 0f64, 0f64);
-    for y in 0..h {
-        for x in 0..w {
-            if map.get(x, y) != 0 {
-                n += 1.0;
-                mx += (x as f64 + 0.5) * sx;
-                my += (y as f64 + 0.5) * sy;
-            }
-        }
-    }
-    if n < 3.0 {
+    let cells = (0..h).flat_map(move |y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| map.get(x, y) != 0);
+    let m = moments(cells.map(|(x, y)| ((x as f64 + 0.5) * sx, (y as f64 + 0.5) * sy)));
+    if m.n < 3 {
         return None;
     }
-    let (mx, my) = (mx / n, my / n);
-    let (mut cxx, mut cyy, mut cxy) = (0f64, 0f64, 0f64);
-    for y in 0..h {
-        for x in 0..w {
-            if map.get(x, y) != 0 {
-                let (dx, dy) = ((x as f64 + 0.5) * sx - mx, (y as f64 + 0.5) * sy - my);
-                cxx += dx * dx;
-                cyy += dy * dy;
-                cxy += dx * dy;
-            }
-        }
-    }
-    let (cxx, cyy, cxy) = (cxx / n, cyy / n, cxy / n);
-    let tr = cxx + cyy;
-    let disc = ((cxx - cyy).powi(2) / 4.0 + cxy * cxy).sqrt();
-    let (l1, l2) = (tr / 2.0 + disc, (tr / 2.0 - disc).max(0.0));
-    let angle = 0.5 * (2.0 * cxy).atan2(cxx - cyy);
     let mut border = 0usize;
     let mut scalp_border = 0usize;
     for y in 0..h {
@@ -185,16 +193,24 @@ pub fn scalp_outline(map: &ClassMap, sx: f64, sy: f64) -> Option<Outline> {
         }
     }
     Some(Outline {
-        centre: [mx, my],
-        major_dir: [angle.cos(), angle.sin()],
-        semi_major: 2.0 * l1.sqrt(),
-        semi_minor: 2.0 * l2.sqrt(),
+        centre: m.centre,
+        major_dir: [m.angle.cos(), m.angle.sin()],
+        semi_major: 2.0 * m.l1.sqrt(),
+        semi_minor: 2.0 * m.l2.sqrt(),
         border_share: scalp_border as f64 / border.max(1) as f64,
     })
 }
 
-/// Most of the frame's border that may be scalp for a head-width estimate.
+/// Most of the frame's border that may be scalp for the head to count as whole in the photo.
 pub const MAX_BORDER_SHARE: f64 = 0.05;
+
+impl Outline {
+    /// The head lies (almost) wholly in the photo: its outline can be trusted for the scale
+    /// estimate and the foreshortening correction.
+    pub fn whole_in_frame(&self) -> bool {
+        self.border_share <= MAX_BORDER_SHARE
+    }
+}
 
 /// The scale from the head outline of a top-down view: the outline's minor axis is the head
 /// breadth times [`TOP_OUTLINE_FACTOR`]. The interval combines the breadth range of the rules
@@ -204,7 +220,7 @@ pub fn scale_from_head(view: Option<&str>, outline: Option<&Outline>, r: &ScaleR
         return Err("the head-width estimate needs a top-down view".into());
     }
     let o = outline.ok_or("no scalp found")?;
-    if o.border_share > MAX_BORDER_SHARE {
+    if !o.whole_in_frame() {
         return Err(format!("the head runs out of the frame ({:.0} % of the border is scalp)", o.border_share * 100.0));
     }
     let minor_px = 2.0 * o.semi_minor;
@@ -253,7 +269,7 @@ pub fn surface_factors(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, out
     let (Some(o), true, Some("top")) = (outline, r.correct_top_view, view) else {
         return (vec![1.0; n], "none");
     };
-    if o.border_share > MAX_BORDER_SHARE {
+    if !o.whole_in_frame() {
         return (vec![1.0; n], "none");
     }
     let cap = 1.0 / r.max_tilt_deg.to_radians().cos().max(1e-3);

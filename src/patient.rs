@@ -150,7 +150,7 @@ pub struct Fusion {
 const SALT_VIEWS: [&str; 4] = ["top", "back", "left", "right"];
 
 fn share(r: &Report, name: &str) -> f64 {
-    r.classes.iter().find(|c| c.class == name).and_then(|c| c.fraction_of_scalp).unwrap_or(0.0)
+    r.fraction_of_scalp(name).unwrap_or(0.0)
 }
 
 fn view_row(p: &PatientPhoto, rules: &Rules) -> ViewRow {

@@ -33,6 +33,13 @@ pub struct Report {
     pub measurement: Measurement,
 }
 
+impl Report {
+    /// A class's fraction of the scalp, by class name (None for background or an unknown name).
+    pub fn fraction_of_scalp(&self, class: &str) -> Option<f64> {
+        self.classes.iter().find(|c| c.class == class).and_then(|c| c.fraction_of_scalp)
+    }
+}
+
 /// Physical measurements: the scale and how it was found, the foreshortening correction,
 /// surface areas in cm² with intervals, and the skin tone of bare scalp.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

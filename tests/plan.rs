@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use scalpmap::classes::Class;
 use scalpmap::masks::ClassMap;
-use scalpmap::measure::{area_cm2, scale_from_head, scalp_outline, surface_factors, ScaleInfo, MAX_BORDER_SHARE};
+use scalpmap::measure::{area_cm2, scale_from_head, scalp_outline, surface_factors, ScaleInfo};
 use scalpmap::patient::{fuse, PatientPhoto};
 use scalpmap::report::{PatientReport, Report};
 use scalpmap::rules::Rules;
@@ -44,7 +44,7 @@ fn whole_top_views(n: usize) -> Vec<(Truth, ClassMap)> {
         let (t, map, _) = render(4242, i, View::Top);
         i += 1;
         let o = scalp_outline(&map, 1.0, 1.0).unwrap();
-        if o.border_share <= MAX_BORDER_SHARE && truth_surface(&t, &LOSS) > 5.0 {
+        if o.whole_in_frame() && truth_surface(&t, &LOSS) > 5.0 {
             out.push((t, map));
         }
     }
@@ -108,13 +108,18 @@ struct SynthPatient {
     exact: Vec<PatientPhoto>,
 }
 
-fn synth_patients(n: u64) -> Vec<SynthPatient> {
-    use scalpmap::analyze::{analyze_bytes, Settings};
+/// The shipped model on tract, with default settings, for analysing renders in memory.
+fn analyzer() -> (scalpmap::model::Segmenter, scalpmap::analyze::Settings) {
     use scalpmap::model::{self, backend, BackendChoice, Segmenter};
     let engine = backend::init(BackendChoice::Tract).unwrap().clone();
     let loaded = model::load(None).unwrap();
-    let mut seg = Segmenter::new(&loaded.bytes, loaded.contract.clone(), 1).unwrap();
-    let settings = Settings::new(loaded.info(), engine);
+    let seg = Segmenter::new(&loaded.bytes, loaded.contract.clone(), 1).unwrap();
+    (seg, scalpmap::analyze::Settings::new(loaded.info(), engine))
+}
+
+fn synth_patients(n: u64) -> Vec<SynthPatient> {
+    use scalpmap::analyze::analyze_bytes;
+    let (mut seg, settings) = analyzer();
     (0..n)
         .map(|i| {
             let mut photos = Vec::new();
@@ -307,14 +312,10 @@ fn printed_markers_are_found_and_give_the_scale() {
 
 #[test]
 fn skin_tone_from_photos_is_rough_but_measured() {
-    use scalpmap::analyze::{analyze_bytes, Settings};
-    use scalpmap::model::{self, backend, BackendChoice, Segmenter};
+    use scalpmap::analyze::analyze_bytes;
     use scalpmap::synth::color::ItaClass;
     use scalpmap::synth::scene::PatternKind;
-    let engine = backend::init(BackendChoice::Tract).unwrap().clone();
-    let loaded = model::load(None).unwrap();
-    let mut seg = Segmenter::new(&loaded.bytes, loaded.contract.clone(), 1).unwrap();
-    let settings = Settings::new(loaded.info(), engine);
+    let (mut seg, settings) = analyzer();
     let order = |c: &str| ItaClass::ALL.iter().position(|k| k.name() == c).unwrap() as i32;
     let (mut errors, mut within_one, mut n) = (Vec::new(), 0, 0);
     for i in 0..40 {

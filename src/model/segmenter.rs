@@ -156,9 +156,8 @@ pub fn prepare(photo: &RgbImage, c: &ModelContract) -> Array4<f32> {
     out
 }
 
-/// Luminance (0-255) of a prepared 1x3xHxW input, undoing the normalisation: the photo on the
-/// model's grid without a second pass over the full-resolution photo.
-/// The model input back in 0-255 sRGB, one [r, g, b] per cell.
+/// The model input back in 0-255 sRGB, one [r, g, b] per cell: the photo on the model's grid
+/// without a second pass over the full-resolution photo.
 pub fn input_rgb(input: &Array4<f32>, c: &ModelContract) -> Vec<[f32; 3]> {
     let (h, w) = (input.shape()[2], input.shape()[3]);
     let mut out = Vec::with_capacity(h * w);
@@ -171,16 +170,14 @@ pub fn input_rgb(input: &Array4<f32>, c: &ModelContract) -> Vec<[f32; 3]> {
     out
 }
 
+/// Rec. 601 luma of an sRGB triple (0-255 in, 0-255 out).
+pub fn luma(c: &[f32; 3]) -> f32 {
+    0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+}
+
+/// Luminance (0-255) of a prepared 1x3xHxW input, undoing the normalisation.
 pub fn input_luminance(input: &Array4<f32>, c: &ModelContract) -> Vec<f32> {
-    let (h, w) = (input.shape()[2], input.shape()[3]);
-    let mut out = Vec::with_capacity(h * w);
-    for y in 0..h {
-        for x in 0..w {
-            let ch = |k: usize| (input[[0, k, y, x]] * c.std[k] + c.mean[k]) * 255.0;
-            out.push(0.299 * ch(0) + 0.587 * ch(1) + 0.114 * ch(2));
-        }
-    }
-    out
+    input_rgb(input, c).iter().map(luma).collect()
 }
 
 /// For each output index, the first source index it covers and the weights (summing to 1) of
