@@ -257,13 +257,35 @@ fn analyze_cmd(a: AnalyzeArgs) -> i32 {
 fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(!a.paths.is_empty(), "give at least one photo or folder");
     let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
-    let (summary, _) = run_batch(&a, inputs, pre_failures, Default::default(), Default::default(), Rules::default().scale, false)?;
+    let (summary, _) = run_batch(&a, BatchJob::new(inputs, pre_failures))?;
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }
 
-/// Analyses `inputs` as `a` says; returns the summary and, with `keep`, every report.
-#[allow(clippy::too_many_arguments)]
-fn run_batch(a: &AnalyzeArgs, inputs: Vec<PathBuf>, pre_failures: Vec<Failure>, views: HashMap<PathBuf, String>, name_prefixes: HashMap<PathBuf, String>, scale_rules: ScaleRules, keep: bool) -> anyhow::Result<(Summary, Vec<Report>)> {
+/// What one batch covers beyond the command-line options: the photos, what `plan` knows about
+/// them, and whether the caller wants the reports back.
+struct BatchJob {
+    inputs: Vec<PathBuf>,
+    /// Inputs that failed before analysis (unreadable folders, manifest rows).
+    pre_failures: Vec<Failure>,
+    /// View per photo, from a manifest; photos without one get the view inferred.
+    views: HashMap<PathBuf, String>,
+    /// Output-name prefix per photo (the patient), so two patients' `IMG_0001.jpg` never collide.
+    name_prefixes: HashMap<PathBuf, String>,
+    scale_rules: ScaleRules,
+    /// Keep every report in memory for the caller (`plan` fuses them per patient).
+    keep_reports: bool,
+}
+
+impl BatchJob {
+    /// A plain `analyze` batch: default scale rules, views inferred, reports not kept.
+    fn new(inputs: Vec<PathBuf>, pre_failures: Vec<Failure>) -> BatchJob {
+        BatchJob { inputs, pre_failures, views: HashMap::new(), name_prefixes: HashMap::new(), scale_rules: Rules::default().scale, keep_reports: false }
+    }
+}
+
+/// Analyses the job's photos as `a` says; returns the summary and, when asked, every report.
+fn run_batch(a: &AnalyzeArgs, job: BatchJob) -> anyhow::Result<(Summary, Vec<Report>)> {
+    let BatchJob { inputs, pre_failures, views, name_prefixes, scale_rules, keep_reports: keep } = job;
     if let Some(k) = a.px_per_cm {
         anyhow::ensure!(k.is_finite() && k > 0.0, "--px-per-cm must be a positive number");
     }
@@ -406,7 +428,8 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     let by_key: HashMap<String, PathBuf> = inputs.iter().map(|p| (key(p), p.clone())).collect();
     let prefixes: HashMap<PathBuf, String> = patient_of.iter().map(|(p, id)| (p.clone(), clinic::safe_id(id))).collect();
     // The clinic's scale rules (head breadth, marker size) apply to the analysis too.
-    let (summary, reports) = run_batch(&a.analyze, inputs, pre_failures, views, prefixes, rules.scale.clone(), true)?;
+    let job = BatchJob { views, name_prefixes: prefixes, scale_rules: rules.scale.clone(), keep_reports: true, ..BatchJob::new(inputs, pre_failures) };
+    let (summary, reports) = run_batch(&a.analyze, job)?;
     let outputs: HashMap<&str, &str> = summary.rows.iter().filter_map(|r| Some((r.file.as_str(), r.output.as_deref()?))).collect();
     let mut groups: BTreeMap<String, Vec<PatientPhoto>> = BTreeMap::new();
     for report in reports {

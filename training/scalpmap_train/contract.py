@@ -14,5 +14,5 @@ RESIZE_RULE = (
     "the training renders include photos stretched 0.75-1.3x in one axis and heads filling 60-170% "
     "of the frame, which is the range the model knows"
 )
-MODEL_VERSION = "0.1.0"
+MODEL_VERSION = "0.2.0"
 OPSET = 17
