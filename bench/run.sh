@@ -84,9 +84,12 @@ if [ "$RSS_PHOTOS" -gt 0 ]; then
                 i=$((i + 1))
             done
         done
-        timed "rss$count" "$bin" analyze "$sub" --out "$work/out$count" --backend onnxruntime --jobs 2
-        read -r wall rss cpu < "$work/rss$count.time"
-        echo "batch of $count photos: $(python3 -c "print(f'{$count / $wall:.2f}')") photos/s, peak RSS $((rss / 1024)) MB, CPU $cpu"
-        rm -rf "$work/out$count" "$sub"
+        for backend in onnxruntime tract; do
+            timed "rss$count" "$bin" analyze "$sub" --out "$work/out$count" --backend "$backend" --jobs 2
+            read -r wall rss cpu < "$work/rss$count.time"
+            echo "batch of $count photos, $backend: $(python3 -c "print(f'{$count / $wall:.2f}')") photos/s, peak RSS $((rss / 1024)) MB, CPU $cpu"
+            rm -rf "$work/out$count"
+        done
+        rm -rf "$sub"
     done
 fi

@@ -24,7 +24,7 @@ fn validator() -> jsonschema::Validator {
 }
 
 /// Stated tolerances for |measured - true| (thinning + bare) / scalp fraction on the samples,
-/// as the shipped model v0.1.0 achieves them (models/MODEL_CARD.md): median over the samples,
+/// as the shipped model v0.1.x (0.1.0 weights) achieves them (models/MODEL_CARD.md): median over the samples,
 /// and the worst single photo (front and back views read face and neck skin as bare; long hair
 /// hides thin follicles). Tighten these as the model improves.
 const LOSS_FRACTION_MEDIAN_TOLERANCE: f64 = 0.15;

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-STEPS=${STEPS:-5000}
+STEPS=${STEPS:-3600}
 TRAIN_COUNT=${TRAIN_COUNT:-3000}
 mkdir -p data out ../models
 
@@ -14,16 +14,9 @@ mkdir -p data out ../models
 bin=../target/release/scalpmap
 # Training seeds (1000) and validation seeds (2000) never overlap.
 [ -f "data/train/synth-1000-$(printf %05d $((TRAIN_COUNT - 1))).json" ] || "$bin" synth --count "$TRAIN_COUNT" --seed 1000 --size 512 --out data/train
-# Renders at 1024 px teach the model what a sharper photo looks like after the area resize
-# (real photos arrive at every size); forced scars make the rarest class less rare.
-[ -f data/train1024/synth-3000-00999.json ] || "$bin" synth --count 1000 --seed 3000 --size 1024 --out data/train1024
-for kind_seed in fut:4000 fue:4100 trauma:4200; do
-    kind=${kind_seed%%:*} seed=${kind_seed##*:}
-    [ -f "data/scar-$kind/synth-$seed-00199.json" ] || "$bin" synth --count 200 --seed "$seed" --size 512 --scar "$kind" --out "data/scar-$kind"
-done
 [ -f data/val/synth-2000-00299.json ] || "$bin" synth --count 300 --seed 2000 --size 512 --out data/val
 
-"$PY" -m scalpmap_train.train --data data/train data/train1024 data/scar-fut data/scar-fue data/scar-trauma --steps "$STEPS" --out out/model.pt
+"$PY" -m scalpmap_train.train --data data/train --steps "$STEPS" --out out/model.pt
 "$PY" -m scalpmap_train.export --state out/model.pt --out ../models/scalpmap-seg.onnx
 mv ../models/scalpmap-seg.onnx.check.json out/export_check.json
 "$PY" -m scalpmap_train.evaluate --model ../models/scalpmap-seg.onnx --val data/val --out out/eval.json \

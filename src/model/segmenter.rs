@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use image::RgbImage;
 use ndarray::{Array2, Array3, Array4, Axis};
-use ort::session::Session;
+use ort::session::{builder::GraphOptimizationLevel, Session};
 use ort::value::TensorRef;
 
 use super::contract::ModelContract;
@@ -67,7 +67,10 @@ impl Segmenter {
         let builder = Session::builder(env).map_err(|e| InferenceError::Load(e.to_string()))?;
         // tract's ort stub refuses thread settings (it runs on the calling thread): keep the
         // builder it hands back and go on.
-        let mut builder = builder.with_intra_threads(threads.max(1)).unwrap_or_else(|e| e.recover());
+        let builder = builder.with_intra_threads(threads.max(1)).unwrap_or_else(|e| e.recover());
+        // ONNX Runtime optimises every graph by default; ort-tract only when asked. Without this
+        // tract runs the unoptimised graph: 355 instead of ~140 ms per image in a batch here.
+        let mut builder = builder.with_optimization_level(GraphOptimizationLevel::All).unwrap_or_else(|e| e.recover());
         let session = builder.commit_from_memory(model).map_err(|e| InferenceError::Load(e.to_string()))?;
         check_io(&session)?;
         Ok(Segmenter { session, contract })

@@ -137,7 +137,6 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
     let mean_len = scene.hair.length_cm;
     let hairline_phase = [rng.range(0.0, 6.3), rng.range(0.0, 6.3)];
     let sheen = (scene.skin.shine * 40.0 + 12.0).round();
-    let beard = Beard::sample(scene);
     // Real scalp skin is blotchy: uneven tone and patches of redness, a few cm across.
     let tone = super::pattern::ValueNoise::new(&mut rng.fork(14), 32, 2.2);
     let redness = super::pattern::ValueNoise::new(&mut rng.fork(15), 32, 1.4);
@@ -218,10 +217,7 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
                     counts.pixels[0] += 1;
                     no_hair[i] = in_ear(&pos);
                     let t = 1.0 + blotch * tone.at(pos.u, pos.v);
-                    let mut albedo = face_albedo(&pos, skin.map(|c| c * t), brow);
-                    if let Some(b) = &beard {
-                        albedo = b.over(&pos, albedo);
-                    }
+                    let albedo = face_albedo(&pos, skin.map(|c| c * t), brow);
                     img[i] = shade(albedo, nrm, view_dir, light, scene, scene.skin.shine * 0.5, sheen, 1.0 + 0.04 * (rng.f32() - 0.5));
                 }
             } else if tn.is_finite() && tn <= tt {
@@ -346,54 +342,6 @@ fn face_albedo(pos: &ScalpPos, skin: [f32; 3], brow: [f32; 3]) -> [f32; 3] {
     skin
 }
 
-/// Beard or stubble on a man's jaw, chin, upper lip and sideburns: hair texture that is not
-/// scalp. Real side and front photos show it, and a model that never saw it reads the face
-/// around it as bare scalp. Drawn from its own random stream, so scenes without one render
-/// byte for byte as before.
-struct Beard {
-    colour: [f32; 3],
-    /// Share of the beard area covered by hair at this photo's resolution, 0.25-0.85.
-    cover: f32,
-    seed: u64,
-}
-
-impl Beard {
-    fn sample(scene: &Scene) -> Option<Beard> {
-        let mut r = Rng::new(scene.detail_seed ^ 0xBEA2_D5EE_D000_0001);
-        if scene.pattern.kind == super::scene::PatternKind::Ludwig || !r.chance(0.45) {
-            return None;
-        }
-        let lab = scene.hair.colour.lab();
-        // Beards are often darker than greying scalp hair; never lighter than L 70.
-        let colour = lab_to_linear(lab[0].min(70.0) * r.range(0.6, 1.0), lab[1], lab[2]);
-        Some(Beard { colour, cover: r.range(0.25, 0.85), seed: r.next_u64() })
-    }
-
-    /// The albedo at `pos` with the beard over it (unchanged outside the beard).
-    fn over(&self, pos: &ScalpPos, albedo: [f32; 3]) -> [f32; 3] {
-        let (p, f) = (pos.polar, pos.from_front);
-        let mouth = (129.5..132.5).contains(&p) && f < 14.0;
-        // How far inside each part of the beard, in degrees: positive inside, fading over 3-4.
-        let jaw = ((p - 121.0) / 4.0).min((80.0 - 0.3 * (p - 121.0).max(0.0) - f) / 4.0);
-        // Sideburns narrow upwards from the jaw towards the ear's top.
-        let sideburn = ((p - 100.0) / 6.0).min((f - 78.0 + 0.1 * (p - 100.0)) / 2.0).min((86.0 - f) / 2.0);
-        let lip = ((p - 123.5) / 1.5).min((128.5 - p) / 1.5).min((18.0 - f) / 3.0);
-        let edge = jaw.max(sideburn).max(lip).clamp(0.0, 1.0);
-        if edge <= 0.0 || mouth {
-            return albedo;
-        }
-        // Stubble: dark points on a 0.5-degree grid (about 1 mm on the face), hashed so the
-        // pattern is fixed on the skin and does not crawl with the camera.
-        let cell = ((p * 2.0) as i64 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((f * 2.0) as i64 as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ self.seed;
-        let h = (cell.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32;
-        if h < self.cover * edge {
-            mix(albedo, self.colour, 0.8)
-        } else {
-            albedo
-        }
-    }
-}
-
 fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
     [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
@@ -458,49 +406,7 @@ fn background(scene: &Scene, n: usize) -> Buf {
             }
         }
     }
-    limbs(scene, n, &mut img);
     img
-}
-
-/// Hands and forearms behind the head in about a third of the photos (the patient's or the
-/// photographer's, holding hair aside or steadying the head): smooth skin that is not scalp.
-/// Drawn from their own random stream, so photos without them render byte for byte as before.
-fn limbs(scene: &Scene, n: usize, img: &mut Buf) {
-    let mut r = Rng::new(scene.background_seed ^ 0x11AB_5000_0000_0001);
-    if !r.chance(0.35) {
-        return;
-    }
-    let nf = n as f32;
-    for _ in 0..1 + r.below(2) {
-        let lab = scene.skin.lab;
-        let skin = lab_to_linear(lab[0] + r.range(-8.0, 8.0), lab[1] + r.range(-3.0, 3.0), lab[2] + r.range(-4.0, 4.0));
-        // A capsule from outside the frame towards the middle: forearm ending in a hand.
-        let ang = r.range(0.0, std::f32::consts::TAU);
-        let (ex, ey) = (0.5 + 0.75 * ang.cos(), 0.5 + 0.75 * ang.sin());
-        let reach = r.range(0.35, 0.7);
-        let (hx, hy) = (ex + (0.5 - ex) * reach + r.range(-0.15, 0.15), ey + (0.5 - ey) * reach + r.range(-0.15, 0.15));
-        let (ax, ay, bx, by) = (ex * nf, ey * nf, hx * nf, hy * nf);
-        let w = r.range(0.05, 0.11) * nf;
-        let (dx, dy) = (bx - ax, by - ay);
-        let len2 = (dx * dx + dy * dy).max(1.0);
-        let (x0, x1) = ((ax.min(bx) - w).max(0.0) as usize, ((ax.max(bx) + w).min(nf - 1.0)).max(0.0) as usize);
-        let (y0, y1) = ((ay.min(by) - w).max(0.0) as usize, ((ay.max(by) + w).min(nf - 1.0)).max(0.0) as usize);
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
-                let t = (((px - ax) * dx + (py - ay) * dy) / len2).clamp(0.0, 1.0);
-                // The hand end is a little wider than the wrist.
-                let radius = w * (1.0 + 0.35 * ((t - 0.85) / 0.15).clamp(0.0, 1.0));
-                let (qx, qy) = (px - ax - t * dx, py - ay - t * dy);
-                let d = (qx * qx + qy * qy).sqrt() / radius;
-                if d < 1.0 {
-                    // Round like a cylinder: lit in the middle, darker at the rim.
-                    let k = 0.45 + 0.55 * (1.0 - d * d).sqrt();
-                    img[y * n + x] = skin.map(|c| c * k);
-                }
-            }
-        }
-    }
 }
 
 /// Grows each follicle into a strand along the flow from the crown whorl and draws it

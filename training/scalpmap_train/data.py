@@ -49,13 +49,3 @@ def load_synth(folder, size=INPUT_SIZE):
         density[i] = np.asarray(Image.fromarray(d, mode="F").resize((size, size), Image.Resampling.BOX)) / DENSITY_UNIT
         meta.append(t)
     return photos, labels, density, meta, digest.hexdigest()
-
-
-def load_many(folders, size=INPUT_SIZE):
-    """`load_synth` over several folders, concatenated; one sha256 over all of them in order."""
-    parts = [load_synth(f, size) for f in folders]
-    digest = hashlib.sha256()
-    for p in parts:
-        digest.update(p[4].encode())
-    cat = [np.concatenate([p[k] for p in parts]) for k in range(3)]
-    return cat[0], cat[1], cat[2], [m for p in parts for m in p[3]], digest.hexdigest() if len(parts) > 1 else parts[0][4]

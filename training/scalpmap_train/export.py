@@ -17,8 +17,9 @@ import torch
 from . import contract
 from .model import Exported, UNet, fold_batchnorm
 
-# The softmax is written out (see model.Exported): tract runs these five far faster than Softmax.
-ALLOWED_OPS = {"Conv", "Relu", "MaxPool", "Concat", "ConvTranspose", "ReduceMax", "Sub", "Exp", "ReduceSum", "Div"}
+# The softmax is written out (see model.Exported): tract runs these far faster than Softmax.
+# Constant holds the reduction axes.
+ALLOWED_OPS = {"Conv", "Relu", "MaxPool", "Concat", "ConvTranspose", "ReduceMax", "Sub", "Exp", "ReduceSum", "Div", "Constant"}
 TOLERANCE = 1e-4
 
 

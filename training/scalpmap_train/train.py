@@ -11,13 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import load_many, normalise
+from .data import load_synth, normalise
 from .model import UNet, param_count
 
-# Scar and thinning are rarer and matter more to a treatment plan than background. v0.1.0 used
-# [0.6, 1.0, 1.6, 1.2, 3.0] and painted faces bare on real photos and read thinning as hair, so
-# background and thinning weigh more now (see models/MODEL_CARD.md).
-CLASS_WEIGHTS = [0.8, 1.0, 2.0, 1.2, 3.0]
+# Scar and thinning are rarer and matter more to a treatment plan than background. These are
+# the weights of the shipped model v0.1.0 (see models/MODEL_CARD.md for what was tried since).
+CLASS_WEIGHTS = [0.6, 1.0, 1.6, 1.2, 3.0]
 
 
 def augment(rng, photos, labels, density, crop):
@@ -51,7 +50,7 @@ def train(data, steps, batch, crop, lr, seed, log_every=50):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
-    photos, labels, density, _, digest = load_many(data)
+    photos, labels, density, _, digest = load_synth(data)
     net = UNet().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -85,10 +84,10 @@ def train(data, steps, batch, crop, lr, seed, log_every=50):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True, nargs="+", help="one or more render folders")
-    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=12)
-    ap.add_argument("--crop", type=int, default=224, help="a multiple of 32 (the network pools 5 times)")
+    ap.add_argument("--crop", type=int, default=160)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
