@@ -3,7 +3,7 @@
 # (bench/reference.py), in one run on this machine.
 #
 #   bash bench/run.sh [N]          # N photos (default 24), each engine and the reference
-#   RSS_PHOTOS=1000 bash bench/run.sh   # also the peak memory of a 1,000-photo batch
+#   RSS_PHOTOS=1000 bash bench/run.sh   # also the peak memory of 100- and 1,000-photo batches, both engines
 #
 # Renders N photos of 3464x3464 (12 MP) with `scalpmap synth` into bench/data/ (kept between
 # runs), installs the reference's pinned requirements into bench/.venv, then runs, on the same
