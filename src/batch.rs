@@ -169,17 +169,16 @@ pub struct Summary {
 
 impl SummaryRow {
     fn ok(file: String, output: String, r: &Report) -> SummaryRow {
-        let share = |name: &str| r.fraction_of_scalp(name);
         SummaryRow {
             file,
             output: Some(output),
             status: "ok".into(),
             error: None,
             view: r.view.clone(),
-            hair: share("hair"),
-            thinning: share("thinning"),
-            bare: share("bare"),
-            scar: share("scar"),
+            hair: r.fraction_of_scalp("hair"),
+            thinning: r.fraction_of_scalp("thinning"),
+            bare: r.fraction_of_scalp("bare"),
+            scar: r.fraction_of_scalp("scar"),
             loss_fraction_of_scalp: Some(r.loss_fraction_of_scalp),
             zones: Some(r.zones.len()),
             retake: Some(r.quality.retake),

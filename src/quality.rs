@@ -75,8 +75,8 @@ pub fn laplacian_variance(lum: &[f32], w: usize, h: usize) -> f64 {
     sq / n - mean * mean
 }
 
-/// Assesses a photo; `lum` is its luminance on the class map's grid (see
-/// [`crate::model::segmenter::input_luminance`], which reuses the model input).
+/// Assesses a photo; `lum` is its luminance on the class map's grid (the model input turned
+/// back to sRGB by [`crate::model::segmenter::input_rgb`], then [`crate::model::segmenter::luma`]).
 pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32]) -> Quality {
     let (pw, ph) = (photo.width() as usize, photo.height() as usize);
     let long = pw.max(ph).max(1) as f64;

@@ -178,11 +178,6 @@ pub fn luma(c: &[f32; 3]) -> f32 {
     0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
 }
 
-/// Luminance (0-255) of a prepared 1x3xHxW input, undoing the normalisation.
-pub fn input_luminance(input: &Array4<f32>, c: &ModelContract) -> Vec<f32> {
-    input_rgb(input, c).iter().map(luma).collect()
-}
-
 /// For each output index, the first source index it covers and the weights (summing to 1) of
 /// the source pixels under it: exact box filtering for any scale factor, up or down.
 pub fn area_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
@@ -243,6 +238,6 @@ mod tests {
         assert!((t[[0, 0, 0, 0]] - 0.0).abs() < 1e-6, "(0.5 - 0.5) / 0.5");
         assert!((t[[0, 1, 0, 1]] - 0.2).abs() < 1e-6, "51/255");
         // Luminance of the right cell (grey 51) comes back from the normalised tensor.
-        assert!((input_luminance(&t, &c)[1] - 51.0).abs() < 1e-3);
+        assert!((luma(&input_rgb(&t, &c)[1]) - 51.0).abs() < 1e-3);
     }
 }
