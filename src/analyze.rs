@@ -113,7 +113,14 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
         crate::marker::clear_from_map(&mut map, m, sx, sy);
     }
     let density: Vec<f32> = out.density.iter().copied().collect();
-    let zs = zones(&map, &density, MapScale { sx, sy, px_per_cm: s.px_per_cm }, s.simplify_cells * sx.max(sy));
+    // The model input, back in sRGB: skin tone reads its colours, quality its luminance.
+    let rgb = crate::model::segmenter::input_rgb(&input, c);
+    let view = view.map(str::to_string).or_else(|| view_from_name(path));
+    let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &rgb, s);
+    // Zones and class shares use the scale the report states (given, marker or head
+    // estimate), so every cm² in one report rests on the same px/cm.
+    let px_per_cm = measurement.scale.as_ref().map(|k| k.px_per_cm);
+    let zs = zones(&map, &density, MapScale { sx, sy, px_per_cm }, s.simplify_cells * sx.max(sy));
     let hist = map.histogram(Class::COUNT);
     let cells = (mw * mh) as f64;
     let scalp_cells: u64 = hist[1..].iter().sum();
@@ -128,7 +135,7 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
                 fraction_of_photo: n as f64 / cells,
                 fraction_of_scalp: (k != Class::Background).then(|| share(n)),
                 area_px,
-                area_cm2: s.px_per_cm.map(|p| area_px / (p * p)),
+                area_cm2: px_per_cm.map(|p| area_px / (p * p)),
             }
         })
         .collect();
@@ -136,14 +143,10 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
         let v: Vec<f64> = map.data.iter().zip(&density).filter(|(&m, _)| m == class as u8).map(|(_, &d)| d as f64).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    // The model input, back in sRGB: skin tone reads its colours, quality its luminance.
-    let rgb = crate::model::segmenter::input_rgb(&input, c);
     let lum: Vec<f32> = rgb.iter().map(crate::model::segmenter::luma).collect();
     let q = quality::assess(&photo.image, &map, &lum);
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
     let overlay = overlay::render(&photo.image, (pw, ph), &map, &zs, &shares);
-    let view = view.map(str::to_string).or_else(|| view_from_name(path));
-    let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &rgb, s);
     let post_ms = ms(t);
     let file = if s.anonymize { crate::batch::anonymous_name(path) } else { path.display().to_string() };
     let report = Report {

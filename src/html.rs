@@ -42,10 +42,6 @@ fn largest_zones(p: &PatientPhoto) -> Vec<&Zone> {
 }
 
 /// A zone's flat area in cm² at the photo's scale (given, marker or estimated), if it has one.
-fn zone_cm2(p: &PatientPhoto, z: &Zone) -> Option<f64> {
-    z.area_cm2.or_else(|| p.report.measurement.scale.as_ref().map(|s| z.area_px / (s.px_per_cm * s.px_per_cm)))
-}
-
 fn page(title: &str, body: Markup) -> String {
     html! {
         (DOCTYPE)
@@ -111,7 +107,7 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture], photos: &[PatientPh
                     tr {
                         td { (ph.report.input.file) } td { (z.class.name()) }
                         td class="num" { (format!("{:.0}", z.area_px)) }
-                        td class="num" { @if let Some(a) = zone_cm2(ph, z) { (format!("{a:.1}")) } @else { "—" } }
+                        td class="num" { @if let Some(a) = z.area_cm2 { (format!("{a:.1}")) } @else { "—" } }
                         td { (format!("{:.0}, {:.0}", z.centroid[0], z.centroid[1])) }
                         td class="num" { (format!("{:.0}", z.mean_density_per_cm2)) }
                     }

@@ -15,7 +15,8 @@ pub struct Zone {
     pub class: Class,
     /// Area in photo pixels.
     pub area_px: f64,
-    /// Area in cm² at the given scale (absent without one).
+    /// Flat area in cm² at the report's scale (`measurement.scale`: given, marker or head
+    /// estimate; no surface correction); absent without a scale.
     pub area_cm2: Option<f64>,
     /// Centre of mass, photo pixels (x, y).
     pub centroid: [f64; 2],

@@ -227,6 +227,15 @@ fn plan_writes_valid_patient_reports_html_and_an_index() {
         let m = &photo["measurement"];
         let whole = m["no_scale_reason"].as_str().is_none_or(|r| !r.contains("out of the frame"));
         assert_eq!(m["correction"], if whole { "ellipsoid-top" } else { "none" }, "{m}");
+        // Zone and class areas in cm² rest on the scale the report states, or are absent.
+        let k = m["scale"]["px_per_cm"].as_f64();
+        for item in photo["zones"].as_array().unwrap().iter().chain(photo["classes"].as_array().unwrap()) {
+            let px = item["area_px"].as_f64().unwrap();
+            match k {
+                Some(k) => assert!((item["area_cm2"].as_f64().unwrap() - px / (k * k)).abs() <= 1e-9 * px.max(1.0), "{item}"),
+                None => assert!(item["area_cm2"].is_null(), "{item}"),
+            }
+        }
     }
     let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     assert!(index.contains("patients/anna.html") && index.contains("patients/bo.html"));

@@ -19,13 +19,114 @@ from .model import UNet, param_count
 CLASS_WEIGHTS = [0.6, 1.0, 1.6, 1.2, 3.0]
 
 
-def augment(rng, photos, labels, density, crop):
-    """Random crop, 90-degree turns and flips (real photos arrive turned), and photometric
-    jitter beyond the renderer's own: exposure, contrast, colour cast, noise."""
+# Classes a crop may be centred on: thinning, bare and scar cover a small share of the pixels
+# (scar about 0.1 %), so uniform crops rarely show the model a scar or a thinning edge.
+FOCUS_CLASSES = (2, 3, 4)
+
+
+def focus_index(labels, step=4):
+    """Where focused crops may be centred: per photo and focus class, the (y, x) of every
+    `step`-th pixel of that class (subsampled: 3,000 photos index in seconds), and per class
+    the photos that show it."""
+    pixels = []
+    for lab in labels:
+        sub = lab[::step, ::step]
+        per = {}
+        for c in FOCUS_CLASSES:
+            ys, xs = np.nonzero(sub == c)
+            if len(ys):
+                per[c] = np.stack([ys, xs], axis=1).astype(np.int32) * step
+        pixels.append(per)
+    photos = {c: np.array([i for i, per in enumerate(pixels) if c in per], np.int64) for c in FOCUS_CLASSES}
+    return {"pixels": pixels, "photos": photos}
+
+
+def crop_origin(rng, size, crop, centre=None):
+    """Top-left of a crop: uniform, or around `centre` (y, x) with some jitter, clamped."""
+    if centre is None:
+        y0, x0 = rng.integers(0, size - crop + 1, 2)
+        return int(y0), int(x0)
+    cy, cx = centre
+    y0 = int(np.clip(cy - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, size - crop))
+    x0 = int(np.clip(cx - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, size - crop))
+    return y0, x0
+
+
+def draw_batch(rng, n_photos, batch, focus, focus_p):
+    """Photo indices and crop centres for one batch. A share `focus_p` of the items first
+    draws a focus class (each as often as the others), then a photo showing it, then one of
+    its pixels: scars are in a fifth of the photos and 0.1 % of the pixels, so without this
+    a crop centred on a scar is one in hundreds. The rest are uniform photos and crops."""
+    idx, centres = [], []
+    for _ in range(batch):
+        if focus is not None and rng.random() < focus_p:
+            c = FOCUS_CLASSES[int(rng.integers(0, len(FOCUS_CLASSES)))]
+            having = focus["photos"][c]
+            if len(having):
+                i = int(having[int(rng.integers(0, len(having)))])
+                px = focus["pixels"][i][c]
+                idx.append(i)
+                centres.append(tuple(px[int(rng.integers(0, len(px)))]))
+                continue
+        idx.append(int(rng.integers(0, n_photos)))
+        centres.append(None)
+    return np.array(idx), centres
+
+
+def smooth_field(rng, n, size, cells, sigma):
+    """n smooth random fields of size x size: normal noise on a cells x cells grid, scaled
+    by a per-photo sigma drawn from [0, sigma], bilinearly upsampled."""
+    g = rng.normal(0, 1, (n, 1, cells, cells)).astype(np.float32) * rng.uniform(0, sigma, (n, 1, 1, 1)).astype(np.float32)
+    up = F.interpolate(torch.from_numpy(g), size=(size, size), mode="bilinear", align_corners=True)
+    return up[:, 0].numpy()
+
+
+def restyle(rng, x):
+    """Style randomisation for the gap to real photos (float NHWC in 0-255): uneven light
+    and skin tone across the photo (a smooth multiplicative brightness field and a colour
+    field), gamma and saturation. Real bald scalps shine and shade unevenly, and the
+    contact sheet shows v0.1 reading such gradients as hair."""
+    n, size = x.shape[0], x.shape[1]
+    light = np.exp(smooth_field(rng, n, size, 4, 0.35))[..., None]
+    tint = np.stack([np.exp(smooth_field(rng, n, size, 3, 0.08)) for _ in range(3)], axis=-1)
+    x = x * light * tint
+    gamma = rng.uniform(0.75, 1.35, (n, 1, 1, 1)).astype(np.float32)
+    x = 255.0 * (np.clip(x, 0, 255) / 255.0) ** gamma
+    grey = x.mean(axis=3, keepdims=True)
+    sat = rng.uniform(0.6, 1.35, (n, 1, 1, 1)).astype(np.float32)
+    return grey + (x - grey) * sat
+
+
+def skin_texture(rng, x, y):
+    """Pores, mottling and stubble dots on skin that is not hair (labels background, bare,
+    scar; float NHWC in 0-255, changed in place). The renders draw bald skin smooth, and the
+    real contact sheet shows the model calling textured bald scalp hair: this teaches it that
+    fine texture alone is not hair (strands are long and oriented)."""
+    from scipy import ndimage
+
+    n = x.shape[0]
+    skin = (y == 0) | (y == 3) | (y == 4)
+    for i in range(n):
+        if rng.random() < 0.3:
+            continue
+        grain = ndimage.gaussian_filter(rng.normal(0, 1, y[i].shape).astype(np.float32), rng.uniform(0.5, 1.5))
+        grain /= grain.std() + 1e-6
+        amp = rng.uniform(0.02, 0.12)
+        x[i] *= (1.0 + amp * grain * skin[i])[..., None]
+        if rng.random() < 0.5:
+            dots = (rng.random(y[i].shape) < rng.uniform(0.002, 0.03)) & (y[i] == 3)
+            x[i][dots] *= rng.uniform(0.4, 0.8)
+    return x
+
+
+def augment(rng, photos, labels, density, crop, centres=None, style=False, texture=False):
+    """Random crop (or one around the given centre, see `draw_batch`), 90-degree turns and flips
+    (real photos arrive turned), and photometric jitter beyond the renderer's own: exposure,
+    contrast, colour cast, noise; with `style`, also `restyle`."""
     n, size = photos.shape[0], photos.shape[1]
     xs, ys, ds = [], [], []
     for i in range(n):
-        y0, x0 = rng.integers(0, size - crop + 1, 2)
+        y0, x0 = crop_origin(rng, size, crop, centres[i] if centres else None)
         p = photos[i, y0:y0 + crop, x0:x0 + crop]
         l = labels[i, y0:y0 + crop, x0:x0 + crop]
         d = density[i, y0:y0 + crop, x0:x0 + crop]
@@ -37,30 +138,53 @@ def augment(rng, photos, labels, density, crop):
         ys.append(l)
         ds.append(d)
     x = np.stack(xs).astype(np.float32)
+    if texture:
+        x = skin_texture(rng, x, np.stack(ys))
     gain = rng.uniform(0.75, 1.3, (n, 1, 1, 1)) * rng.uniform(0.92, 1.08, (n, 1, 1, 3))
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     contrast = rng.uniform(0.75, 1.25, (n, 1, 1, 1))
     x = (x - mean) * contrast + mean
     x = x * gain + rng.normal(0, 1, x.shape).astype(np.float32) * rng.uniform(0, 5, (n, 1, 1, 1))
+    if style:
+        x = restyle(rng, x)
     x = np.clip(x, 0, 255).astype(np.uint8)
     return normalise(x), np.stack(ys).astype(np.int64), np.stack(ds).astype(np.float32)
 
 
-def train(data, steps, batch, crop, lr, seed, log_every=50):
+def soft_dice_loss(logits, y):
+    """1 - mean soft Dice over the classes present in the batch: unlike cross-entropy it
+    weighs a class by its overlap, not its pixel count, which is what IoU rewards."""
+    probs = torch.softmax(logits, dim=1)
+    onehot = F.one_hot(y, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    inter = (probs * onehot).sum(dim=(0, 2, 3))
+    total = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    present = onehot.sum(dim=(0, 2, 3)) > 0
+    dice = (2 * inter + 1.0) / (total + 1.0)
+    return 1.0 - dice[present].mean()
+
+
+def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False, log_every=50):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
     photos, labels, density, _, digest = load_synth(data)
+    focus = focus_index(labels) if focus_p > 0 else None
     net = UNet().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    weights = torch.tensor(CLASS_WEIGHTS)
+    class_weights = list(CLASS_WEIGHTS)
+    if bg_weight is not None:
+        class_weights[0] = bg_weight
+    weights = torch.tensor(class_weights)
     log = []
     started = time.time()
     net.train()
     for step in range(steps):
-        idx = rng.integers(0, len(photos), batch)
-        x, y, d = augment(rng, photos[idx], labels[idx], density[idx], crop)
+        if focus is None:
+            idx, centres = rng.integers(0, len(photos), batch), None
+        else:
+            idx, centres = draw_batch(rng, len(photos), batch, focus, focus_p)
+        x, y, d = augment(rng, photos[idx], labels[idx], density[idx], crop, centres, style, texture)
         x = torch.from_numpy(x).to(memory_format=torch.channels_last)
         y, d = torch.from_numpy(y), torch.from_numpy(d)
         logits, dens = net(x)
@@ -68,6 +192,8 @@ def train(data, steps, batch, crop, lr, seed, log_every=50):
         scalp = (y > 0).float()
         dl = (torch.abs(dens[:, 0] - d) * scalp).sum() / scalp.sum().clamp(min=1.0)
         loss = ce + 0.5 * dl
+        if dice > 0:
+            loss = loss + dice * soft_dice_loss(logits, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -79,7 +205,8 @@ def train(data, steps, batch, crop, lr, seed, log_every=50):
             print(f"step {step}/{steps} ce {ce_v:.4f} dens {dl_v:.4f} {el:.0f}s ({(step + 1) * batch / el:.1f} img/s)", flush=True)
     return net, {"data_sha256": digest, "images": int(len(photos)), "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
-                 "params": param_count(net), "class_weights": CLASS_WEIGHTS}
+                 "params": param_count(net), "class_weights": class_weights,
+                 "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads()}
 
 
 def main():
@@ -90,11 +217,16 @@ def main():
     ap.add_argument("--crop", type=int, default=160)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--dice", type=float, default=0.0, help="weight of the soft Dice term")
+    ap.add_argument("--focus-p", type=float, default=0.0, help="share of crops centred on a rare class")
+    ap.add_argument("--style", action="store_true", help="style randomisation (see restyle)")
+    ap.add_argument("--texture", action="store_true", help="skin texture on non-hair pixels (see skin_texture)")
+    ap.add_argument("--bg-weight", type=float, default=None, help="background class weight (default CLASS_WEIGHTS)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed)
+    net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture)
     torch.save(net.state_dict(), a.out)
     with open(a.out + ".json", "w") as f:
         json.dump(info, f, indent=1)
