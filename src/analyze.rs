@@ -119,8 +119,8 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
     let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &rgb, s);
     // Zones and class shares use the scale the report states (given, marker or head
     // estimate), so every cm² in one report rests on the same px/cm.
-    let px_per_cm = measurement.scale.as_ref().map(|k| k.px_per_cm);
-    let zs = zones(&map, &density, MapScale { sx, sy, px_per_cm }, s.simplify_cells * sx.max(sy));
+    let map_scale = MapScale { sx, sy, px_per_cm: measurement.scale.as_ref().map(|k| k.px_per_cm) };
+    let zs = zones(&map, &density, map_scale, s.simplify_cells * sx.max(sy));
     let hist = map.histogram(Class::COUNT);
     let cells = (mw * mh) as f64;
     let scalp_cells: u64 = hist[1..].iter().sum();
@@ -135,7 +135,7 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
                 fraction_of_photo: n as f64 / cells,
                 fraction_of_scalp: (k != Class::Background).then(|| share(n)),
                 area_px,
-                area_cm2: px_per_cm.map(|p| area_px / (p * p)),
+                area_cm2: map_scale.flat_cm2(area_px),
             }
         })
         .collect();

@@ -41,7 +41,6 @@ fn largest_zones(p: &PatientPhoto) -> Vec<&Zone> {
     z
 }
 
-/// A zone's flat area in cm² at the photo's scale (given, marker or estimated), if it has one.
 fn page(title: &str, body: Markup) -> String {
     html! {
         (DOCTYPE)

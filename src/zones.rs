@@ -38,6 +38,13 @@ pub struct MapScale {
     pub px_per_cm: Option<f64>,
 }
 
+impl MapScale {
+    /// Flat area in cm² of `area_px` photo pixels at this scale; absent without one.
+    pub fn flat_cm2(&self, area_px: f64) -> Option<f64> {
+        self.px_per_cm.map(|k| area_px / (k * k))
+    }
+}
+
 /// Zones of the classes thinning, bare and scar, largest first.
 pub fn zones(map: &ClassMap, density: &[f32], scale: MapScale, simplify_px: f64) -> Vec<Zone> {
     let (w, h) = (map.width, map.height);
@@ -75,7 +82,7 @@ pub fn zones(map: &ClassMap, density: &[f32], scale: MapScale, simplify_px: f64)
             Zone {
                 class: Class::from_u8(info[r].0).expect("filtered to known classes"),
                 area_px,
-                area_cm2: scale.px_per_cm.map(|s| area_px / (s * s)),
+                area_cm2: scale.flat_cm2(area_px),
                 centroid: [sum_x[r] / count * scale.sx, sum_y[r] / count * scale.sy],
                 bbox: [b[0] as f64 * scale.sx, b[1] as f64 * scale.sy, b[2] as f64 * scale.sx, b[3] as f64 * scale.sy],
                 outline: poly,

@@ -13,7 +13,7 @@ def focus_text(train):
     return f" ({p:.0%} of them centred on a thinning, bare or scar pixel)" if p else ""
 
 
-def style_text(train):
+def augment_text(train):
     parts = []
     if train.get("style"):
         parts.append("style randomisation (smooth uneven light and colour fields across the photo, gamma, saturation)")
@@ -55,7 +55,7 @@ def write(model, train, check, ev, out, command):
         "## Training",
         "",
         f"{train['images']} renders (`scalpmap synth --seed 1000 --size 512`, resized to {contract.INPUT_SIZE}), {train['steps']} steps of",
-        f"{train['batch']} random {train['crop']}x{train['crop']} crops{focus_text(train)} with 90-degree turns, flips and photometric jitter{style_text(train)};",
+        f"{train['batch']} random {train['crop']}x{train['crop']} crops{focus_text(train)} with 90-degree turns, flips and photometric jitter{augment_text(train)};",
         f"AdamW, one-cycle learning rate {train['lr']}, seed {train['seed']}, {train.get('threads', 2)} CPU threads: {train['seconds'] / 60:.1f} minutes.",
         f"{train['params']:,} parameters. Loss: class-weighted cross-entropy (weights {train['class_weights']}){dice_text(train)} + 0.5 x L1 density on scalp.",
         "",
@@ -101,15 +101,15 @@ def write(model, train, check, ev, out, command):
             "|---|---|---|---|---|",
         ]
 
-        def row(name, x):
+        def row(name, x, bold=False):
             ci = x.get("spearman_95")
             ci = f"{ci[0]:.2f} to {ci[1]:.2f}" if ci else "n/a"
-            value = f"**{f3(x['spearman'])}**" if name.startswith("**") else f3(x["spearman"])
+            value = f"**{f3(x['spearman'])}**" if bold else f3(x["spearman"])
             return f"| {name} | {x['n']} | {value} | {ci} | {f3(x['baseline_spearman'])} |"
 
         for v, x in r["per_view"].items():
             lines.append(row(v, x))
-        lines.append(row("**top-down + back**", r["top_down_and_back"]))
+        lines.append(row("**top-down + back**", r["top_down_and_back"], bold=True))
         lines.append(row("all", r["all_views"]))
         lines.append("")
     sp = ev["speed"]

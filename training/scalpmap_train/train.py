@@ -59,7 +59,7 @@ def draw_batch(rng, n_photos, batch, focus, focus_p):
     a crop centred on a scar is one in hundreds. The rest are uniform photos and crops."""
     idx, centres = [], []
     for _ in range(batch):
-        if focus is not None and rng.random() < focus_p:
+        if rng.random() < focus_p:
             c = FOCUS_CLASSES[int(rng.integers(0, len(FOCUS_CLASSES)))]
             having = focus["photos"][c]
             if len(having):
