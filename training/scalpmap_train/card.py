@@ -6,6 +6,7 @@ import json
 import os
 
 from . import contract
+from .export import training_data_sha256
 
 
 def focus_text(train):
@@ -27,11 +28,26 @@ def dice_text(train):
     return f" + {d:g} x soft Dice over the classes in the batch" if d else ""
 
 
+def real_text(train):
+    r = train.get("real_labels")
+    if not r:
+        return ""
+    return (f" In {r['share']:.0%} of the crops the photo is instead one of {r['photos']} real photos of {len(r['persons'])} men"
+            f" with coarse region labels (`training/real_labels.json`; unlabelled regions and the density term left out;"
+            f" labels and photos sha256 `{r['sha256'][:16]}...`).")
+
+
+def trained_on(train):
+    r = train.get("real_labels")
+    extra = f" and on coarse labels of {r['photos']} real photos of {len(r['persons'])} men" if r else ""
+    return f"Trained on `scalpmap synth` renders{extra}."
+
+
 def f3(x):
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def write(model, train, check, ev, out, command):
+def write(model, train, check, ev, out, command, crosscheck=None):
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
     size = os.path.getsize(model)
     s = ev["synthetic"]
@@ -41,7 +57,7 @@ def write(model, train, check, ev, out, command):
         f"`models/scalpmap-seg.onnx`: version {contract.MODEL_VERSION}, {size / 1e6:.2f} MB, sha256 `{sha}`.",
         "",
         "A small U-Net that maps every pixel of a scalp photo to background / hair / thinning / bare / scar",
-        "and estimates follicle density (hairs per cm² of scalp). Trained only on `scalpmap synth` renders.",
+        f"and estimates follicle density (hairs per cm² of scalp). {trained_on(train)}",
         "",
         "## Contract (also in the ONNX `metadata_props`)",
         "",
@@ -50,14 +66,15 @@ def write(model, train, check, ev, out, command):
         f"- output `probs`: 1x5x{contract.INPUT_SIZE}x{contract.INPUT_SIZE} softmax over classes {', '.join(contract.CLASSES)} (in this order)",
         f"- output `density`: 1x1x{contract.INPUT_SIZE}x{contract.INPUT_SIZE}, hairs/cm² divided by {contract.DENSITY_UNIT:g}",
         f"- operators: {', '.join(check['ops'])}; opset {contract.OPSET}; BatchNorm folded; fixed shape, no `value_info`",
-        f"- training data sha256: `{train['data_sha256']}`",
+        f"- training data sha256: `{training_data_sha256(train)}`"
+        + (f" (renders `{train['data_sha256']}` with the real labels and photos)" if train.get("real_labels") else ""),
         "",
         "## Training",
         "",
         f"{train['images']} renders (`scalpmap synth --seed 1000 --size 512`, resized to {contract.INPUT_SIZE}), {train['steps']} steps of",
         f"{train['batch']} random {train['crop']}x{train['crop']} crops{focus_text(train)} with 90-degree turns, flips and photometric jitter{augment_text(train)};",
         f"AdamW, one-cycle learning rate {train['lr']}, seed {train['seed']}, {train.get('threads', 2)} CPU threads: {train['seconds'] / 60:.1f} minutes.",
-        f"{train['params']:,} parameters. Loss: class-weighted cross-entropy (weights {train['class_weights']}){dice_text(train)} + 0.5 x L1 density on scalp.",
+        f"{train['params']:,} parameters. Loss: class-weighted cross-entropy (weights {train['class_weights']}){dice_text(train)} + 0.5 x L1 density on scalp.{real_text(train)}",
         "",
         "## Agreement of runtimes with PyTorch (random input, max abs difference)",
         "",
@@ -88,14 +105,18 @@ def write(model, train, check, ev, out, command):
     lines += ["```", ""]
     if "real" in ev:
         r = ev["real"]
+        excluded = r.get("excluded_persons") or []
+        seen = (f"The model trained on coarse labels of the photos of {len(excluded)} other men"
+                " (`training/real_labels.json`); they are left out here, so no figure comes from a photo the model saw."
+                if excluded else "No real photo was used in training.")
         lines += [
-            f"## Real photos: rank check against Norwood ({r['photos']} photos of 21 men, `../shared/real/uze-dev`)",
+            f"## Real photos: rank check against Norwood ({r['photos']} photos of {r.get('persons', 21)} men, `../shared/real/uze-dev`)",
             "",
             "Spearman correlation between the predicted (thinning + bare) / scalp fraction and the labelled",
             "Norwood level, next to the trivial baseline (fraction of skin-coloured, smooth pixels in the",
-            "central half of the photo) computed on the same photos. No real photo was used in training.",
-            "The 95 % interval resamples the men (with all their photos) 2,000 times: with 21 men the",
-            "figures are uncertain by about a tenth, so small differences between models mean little.",
+            f"central half of the photo) computed on the same photos. {seen}",
+            f"The 95 % interval resamples the men (with all their photos) 2,000 times: with {r.get('persons', 21)} men the",
+            "figures are uncertain by a tenth or more, so small differences between models mean little.",
             "",
             "| views | n | model | model, 95 % interval | baseline |",
             "|---|---|---|---|---|",
@@ -112,6 +133,21 @@ def write(model, train, check, ev, out, command):
         lines.append(row("**top-down + back**", r["top_down_and_back"], bold=True))
         lines.append(row("all", r["all_views"]))
         lines.append("")
+        if crosscheck:
+            c = crosscheck
+            lines += [
+                f"Cross-check of the recipe on all {c['persons']} men: a second model, trained the same way on the other",
+                "men's labels (`training/real_labels_other.json`), scored on the men the shipped model trained on, pooled",
+                "with the shipped model's scores above (every photo scored by the model that never saw it):",
+                "",
+                "| views | n | pooled | 95 % interval | baseline |",
+                "|---|---|---|---|---|",
+            ]
+            for v, x in c["per_view"].items():
+                lines.append(row(v, x))
+            lines.append(row("**top-down + back**", c["top_down_and_back"], bold=True))
+            lines.append(row("all", c["all_views"]))
+            lines.append("")
     sp = ev["speed"]
     lines += [
         "## Speed (one 256x256 image, median, this 2-core machine)",
@@ -142,8 +178,10 @@ def main():
     ap.add_argument("--limits", required=True, help="markdown file with the honest limits, appended")
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", default="bash training/run.sh")
+    ap.add_argument("--crosscheck", default=None, help="pooled real-photo figures of the cross-check (evaluate --pool)")
     a = ap.parse_args()
-    write(a.model, json.load(open(a.train)), json.load(open(a.check)), json.load(open(a.eval)), a.out, a.command)
+    cross = json.load(open(a.crosscheck)) if a.crosscheck else None
+    write(a.model, json.load(open(a.train)), json.load(open(a.check)), json.load(open(a.eval)), a.out, a.command, cross)
     with open(a.out, "a") as f:
         f.write(open(a.limits).read())
 

@@ -93,8 +93,15 @@ def synthetic(sess, folder):
     }
 
 
-def real(sess, folder, sheet_path):
+def real(sess, folder, sheet_path, held_out_of=None):
+    """Real-photo figures; with `held_out_of` (a real_labels.json the model trained on), only
+    on the men that file does not label, so no figure comes from a photo the model saw."""
     rows = list(csv.DictReader(open(Path(folder) / "labels.csv")))
+    excluded = []
+    if held_out_of:
+        labelled = set(json.loads(Path(held_out_of).read_text())["photos"])
+        excluded = sorted({r["person"] for r in rows if r["file"] in labelled})
+        rows = [r for r in rows if r["person"] not in excluded]
     photos = np.stack([prepare_photo(Image.open(Path(folder) / r["file"])) for r in rows])
     pred, _ = predict(sess, photos)
     views = [r["view"].lower() for r in rows]
@@ -102,7 +109,20 @@ def real(sess, folder, sheet_path):
     ours = np.array([loss_fraction(p) for p in pred])
     base = np.array([baseline_fraction(p) for p in photos])
     persons = np.array([r["person"] for r in rows])
-    result = {"photos": len(rows), "per_view": {}}
+    result = {"photos": len(rows), "persons": len(set(persons)), "excluded_persons": excluded,
+              **correlations(ours, base, norwood, views, persons),
+              "per_photo": [{"file": r["file"], "person": r["person"], "view": v, "norwood": int(n),
+                             "loss_fraction": float(o), "baseline": float(b)}
+                            for r, v, n, o, b in zip(rows, views, norwood, ours, base)]}
+    if sheet_path:
+        contact_sheet(photos, pred, rows, ours, sheet_path)
+    return result
+
+
+def correlations(ours, base, norwood, views, persons):
+    """Spearman of our loss fraction and of the baseline against the Norwood level, per view,
+    over top-down + back and over all views, each with a 95 % interval over the men."""
+    views = np.asarray(views)
 
     def rho(mask):
         r = float(stats.spearmanr(ours[mask], norwood[mask])[0])
@@ -110,13 +130,21 @@ def real(sess, folder, sheet_path):
         lo, hi = bootstrap_interval(ours[mask], norwood[mask], persons[mask])
         return {"spearman": r, "spearman_95": [lo, hi], "baseline_spearman": b, "n": int(mask.sum())}
 
-    for v in sorted(set(views)):
-        result["per_view"][v] = rho(np.array([x == v for x in views]))
-    result["top_down_and_back"] = rho(np.array([x in ("top-down", "back") for x in views]))
-    result["all_views"] = rho(np.ones(len(rows), bool))
-    if sheet_path:
-        contact_sheet(photos, pred, rows, ours, sheet_path)
-    return result
+    return {"per_view": {v: rho(views == v) for v in sorted(set(views))},
+            "top_down_and_back": rho(np.isin(views, ["top-down", "back"])),
+            "all_views": rho(np.ones(len(views), bool))}
+
+
+def pooled(evals):
+    """The real-photo figures over the held-out photos of several evaluations together: for a
+    cross-check where each model is scored only on the men it did not train on."""
+    rows = [p for e in evals for p in e["real"]["per_photo"]]
+    files = [p["file"] for p in rows]
+    if len(set(files)) != len(files):
+        raise ValueError("a photo appears in two evaluations: the held-out sets overlap")
+    col = lambda k: np.array([p[k] for p in rows])
+    return {"photos": len(rows), "persons": len(set(col("person"))),
+            **correlations(col("loss_fraction"), col("baseline"), col("norwood"), col("view"), col("person"))}
 
 
 def bootstrap_interval(pred, level, persons, draws=2000, seed=0):
@@ -180,16 +208,28 @@ def timings(path, runs=20):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--val", required=True)
+    ap.add_argument("--pool", nargs="+", default=None,
+                    help="instead of evaluating: pool the real-photo results of these eval.json files")
+    ap.add_argument("--model")
+    ap.add_argument("--val")
     ap.add_argument("--real", default="../../shared/real/uze-dev")
     ap.add_argument("--sheet", default="out/real_contact_sheet.png")
+    ap.add_argument("--held-out-of", default=None,
+                    help="real_labels.json the model trained on: real figures only on the men it does not label")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.pool:
+        result = pooled([json.load(open(p)) for p in a.pool])
+        print(json.dumps(result, indent=1))
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=1)
+        return
+    if not (a.model and a.val):
+        ap.error("--model and --val are required unless --pool is given")
     sess = session(a.model)
     result = {"synthetic": synthetic(sess, a.val)}
     if (Path(a.real) / "labels.csv").exists():
-        result["real"] = real(sess, a.real, a.sheet)
+        result["real"] = real(sess, a.real, a.sheet, a.held_out_of)
     else:
         print(f"real photos not found at {a.real}: skipping the real-photo check")
     result["speed"] = timings(a.model)

@@ -8,6 +8,7 @@
 """
 
 import argparse
+import hashlib
 import json
 
 import numpy as np
@@ -48,8 +49,8 @@ def export(state_path, out_path, train_info):
         "scalpmap.outputs": "probs: softmax over classes NxCxHxW; density: hairs/cm2 / density_unit Nx1xHxW",
         "scalpmap.density_unit": str(contract.DENSITY_UNIT),
         "scalpmap.resize_rule": contract.RESIZE_RULE,
-        "scalpmap.training_data_sha256": train_info["data_sha256"],
-        "scalpmap.training": f"{train_info['images']} renders, {train_info['steps']} steps x {train_info['batch']} crops of {train_info['crop']}, seed {train_info['seed']}",
+        "scalpmap.training_data_sha256": training_data_sha256(train_info),
+        "scalpmap.training": training_summary(train_info),
     }
     for k, v in meta.items():
         p = m.metadata_props.add()
@@ -58,6 +59,23 @@ def export(state_path, out_path, train_info):
     onnx.checker.check_model(m, full_check=True)
     onnx.save(m, out_path)
     return m, reference
+
+
+def training_data_sha256(info):
+    """One hash for everything the model learnt from: the renders, and where real photos were
+    labelled, sha256(renders hash + real labels hash) so either change shows."""
+    real = info.get("real_labels")
+    if not real:
+        return info["data_sha256"]
+    return hashlib.sha256((info["data_sha256"] + real["sha256"]).encode()).hexdigest()
+
+
+def training_summary(info):
+    s = f"{info['images']} renders, {info['steps']} steps x {info['batch']} crops of {info['crop']}, seed {info['seed']}"
+    real = info.get("real_labels")
+    if real:
+        s += f"; {real['share']:.0%} of crops from {real['photos']} coarsely labelled real photos of {len(real['persons'])} men"
+    return s
 
 
 def check(m, out_path, reference, seed=0):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .data import load_synth, normalise
 from .model import UNet, param_count
+from .real_labels import IGNORE
 
 # Scar and thinning are rarer and matter more to a treatment plan than background. These are
 # the weights of the shipped model v0.1.0 (see models/MODEL_CARD.md for what was tried since).
@@ -153,9 +154,12 @@ def augment(rng, photos, labels, density, crop, centres=None, style=False, textu
 
 def soft_dice_loss(logits, y):
     """1 - mean soft Dice over the classes present in the batch: unlike cross-entropy it
-    weighs a class by its overlap, not its pixel count, which is what IoU rewards."""
+    weighs a class by its overlap, not its pixel count, which is what IoU rewards.
+    Unlabelled pixels (IGNORE) count for nothing."""
     probs = torch.softmax(logits, dim=1)
-    onehot = F.one_hot(y, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    valid = (y != IGNORE).unsqueeze(1).to(probs.dtype)
+    probs = probs * valid
+    onehot = F.one_hot(torch.where(y == IGNORE, 0, y), probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype) * valid
     inter = (probs * onehot).sum(dim=(0, 2, 3))
     total = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
     present = onehot.sum(dim=(0, 2, 3)) > 0
@@ -163,11 +167,32 @@ def soft_dice_loss(logits, y):
     return 1.0 - dice[present].mean()
 
 
-def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False, log_every=50):
+def mix_real(rng, idx, n_synth, n_real, real_p):
+    """Replace a share `real_p` of a batch's synthetic photo indices by labelled real photos
+    (indices n_synth.. in the joined arrays)."""
+    swap = rng.random(len(idx)) < real_p
+    idx = idx.copy()
+    idx[swap] = n_synth + rng.integers(0, n_real, int(swap.sum()))
+    return idx
+
+
+def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
+          real=None, real_p=0.0, log_every=50):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
     photos, labels, density, _, digest = load_synth(data)
+    n_synth, real_info = len(photos), None
+    if real is not None and real_p > 0:
+        # Real photos join the arrays with no density truth (NaN: left out of the density loss)
+        # and coarse labels, IGNORE where nobody said what a region is.
+        from .real_labels import load as load_real
+
+        r_photos, r_masks, r_persons, r_digest = load_real(*real)
+        photos = np.concatenate([photos, r_photos])
+        labels = np.concatenate([labels, r_masks])
+        density = np.concatenate([density, np.full(r_masks.shape, np.nan, np.float32)])
+        real_info = {"photos": len(r_photos), "persons": sorted(set(r_persons)), "sha256": r_digest, "share": real_p}
     focus = focus_index(labels) if focus_p > 0 else None
     net = UNet().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -181,16 +206,18 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     net.train()
     for step in range(steps):
         if focus is None:
-            idx, centres = rng.integers(0, len(photos), batch), None
+            idx, centres = rng.integers(0, n_synth, batch), None
         else:
-            idx, centres = draw_batch(rng, len(photos), batch, focus, focus_p)
+            idx, centres = draw_batch(rng, n_synth, batch, focus, focus_p)
+        if real_info is not None:
+            idx = mix_real(rng, idx, n_synth, real_info["photos"], real_p)
         x, y, d = augment(rng, photos[idx], labels[idx], density[idx], crop, centres, style, texture)
         x = torch.from_numpy(x).to(memory_format=torch.channels_last)
         y, d = torch.from_numpy(y), torch.from_numpy(d)
         logits, dens = net(x)
-        ce = F.cross_entropy(logits, y, weight=weights)
-        scalp = (y > 0).float()
-        dl = (torch.abs(dens[:, 0] - d) * scalp).sum() / scalp.sum().clamp(min=1.0)
+        ce = F.cross_entropy(logits, y, weight=weights, ignore_index=IGNORE)
+        scalp = ((y > 0) & (y != IGNORE) & ~torch.isnan(d)).float()
+        dl = (torch.abs(dens[:, 0] - torch.nan_to_num(d)) * scalp).sum() / scalp.sum().clamp(min=1.0)
         loss = ce + 0.5 * dl
         if dice > 0:
             loss = loss + dice * soft_dice_loss(logits, y)
@@ -206,7 +233,8 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     return net, {"data_sha256": digest, "images": int(len(photos)), "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "class_weights": class_weights,
-                 "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads()}
+                 "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
+                 "real_labels": real_info}
 
 
 def main():
@@ -222,11 +250,16 @@ def main():
     ap.add_argument("--style", action="store_true", help="style randomisation (see restyle)")
     ap.add_argument("--texture", action="store_true", help="skin texture on non-hair pixels (see skin_texture)")
     ap.add_argument("--bg-weight", type=float, default=None, help="background class weight (default CLASS_WEIGHTS)")
+    ap.add_argument("--real-labels", default=None, help="coarse labels on real photos (real_labels.json)")
+    ap.add_argument("--real", default="../../shared/real/uze-dev", help="folder of the labelled real photos")
+    ap.add_argument("--real-p", type=float, default=0.0, help="share of batch items drawn from the labelled real photos")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture)
+    real = (a.real, a.real_labels) if a.real_labels else None
+    net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture,
+                      real, a.real_p)
     torch.save(net.state_dict(), a.out)
     with open(a.out + ".json", "w") as f:
         json.dump(info, f, indent=1)
