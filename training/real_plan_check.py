@@ -2,7 +2,10 @@
 builds a manifest from labels.csv (patient = person, five views each), runs `scalpmap plan`, and
 compares each patient's Norwood estimate with the label: Spearman, exact and within-one counts.
 
-Usage (from the repository root): python3 training/real_plan_check.py [REAL_DIR]
+Usage (from the repository root): python3 training/real_plan_check.py [REAL_DIR] [LABELS_JSON]
+With LABELS_JSON (for a model trained on real labels, e.g. training/real_labels.json) the men
+whose photos it labels are left out, so the figure comes only from men the model never saw.
+SCALPMAP_ARGS adds arguments to `scalpmap plan` (for example "--model OTHER.onnx").
 Standard library only; needs target/release/scalpmap (cargo build --release).
 """
 import csv
@@ -44,6 +47,12 @@ def main():
         print(f"skipped: no {labels}")
         return
     rows = list(csv.DictReader(open(labels)))
+    trained = sys.argv[2] if len(sys.argv) > 2 else None
+    if trained:
+        seen_files = set(json.load(open(trained))["photos"])
+        seen = {r["person"] for r in rows if r["file"] in seen_files}
+        rows = [r for r in rows if r["person"] not in seen]
+        print(f"left out {len(seen)} men whose photos {trained} labels (the model trained on them)")
     norwood = {r["person"]: int(r["norwood"]) for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
         manifest = os.path.join(tmp, "manifest.csv")
@@ -53,7 +62,8 @@ def main():
             for r in rows:
                 w.writerow([r["person"], VIEWS.get(r["view"], ""), os.path.abspath(os.path.join(real, r["file"]))])
         out = os.path.join(tmp, "out")
-        subprocess.run(["target/release/scalpmap", "plan", "--manifest", manifest, "--out", out], check=True)
+        extra = os.environ.get("SCALPMAP_ARGS", "").split()  # e.g. "--model OTHER.onnx"
+        subprocess.run(["target/release/scalpmap", "plan", "--manifest", manifest, "--out", out, *extra], check=True)
         pairs = []
         for name in sorted(os.listdir(os.path.join(out, "patients"))):
             if name.endswith(".json"):

@@ -39,8 +39,9 @@ def real_text(train):
 
 def trained_on(train):
     r = train.get("real_labels")
-    extra = f" and on coarse labels of {r['photos']} real photos of {len(r['persons'])} men" if r else ""
-    return f"Trained on `scalpmap synth` renders{extra}."
+    if not r:
+        return "Trained only on `scalpmap synth` renders."
+    return f"Trained on `scalpmap synth` renders and on coarse labels of {r['photos']} real photos of {len(r['persons'])} men."
 
 
 def f3(x):
@@ -54,7 +55,7 @@ def write(model, train, check, ev, out, command, crosscheck=None):
     lines = [
         "# scalpmap-seg model card",
         "",
-        f"`models/scalpmap-seg.onnx`: version {contract.MODEL_VERSION}, {size / 1e6:.2f} MB, sha256 `{sha}`.",
+        f"`models/scalpmap-seg.onnx`: version {contract.version_for(train)}, {size / 1e6:.2f} MB, sha256 `{sha}`.",
         "",
         "A small U-Net that maps every pixel of a scalp photo to background / hair / thinning / bare / scar",
         f"and estimates follicle density (hairs per cm² of scalp). {trained_on(train)}",
@@ -138,7 +139,8 @@ def write(model, train, check, ev, out, command, crosscheck=None):
             lines += [
                 f"Cross-check of the recipe on all {c['persons']} men: a second model, trained the same way on the other",
                 "men's labels (`training/real_labels_other.json`), scored on the men the shipped model trained on, pooled",
-                "with the shipped model's scores above (every photo scored by the model that never saw it):",
+                "with the shipped model's scores above (every photo scored by the model that never saw it; two models'",
+                "loss fractions are not on one scale, which lowers a pooled rank correlation):",
                 "",
                 "| views | n | pooled | 95 % interval | baseline |",
                 "|---|---|---|---|---|",

@@ -15,5 +15,13 @@ RESIZE_RULE = (
     "of the frame, which is the range the model knows"
 )
 # 0.1.1: the weights of 0.1.0, exported with the softmax written out (same outputs, faster on tract).
+# (0.2.0 and 0.3.0 were candidates that were never shipped; see LIMITS.md.)
 MODEL_VERSION = "0.1.1"
+# A model trained with the real labels (train.py --real-labels) is the 0.3.0 recipe.
+REAL_LABELS_VERSION = "0.3.0"
+
+
+def version_for(train_info):
+    """The version a trained model is exported and described as."""
+    return REAL_LABELS_VERSION if train_info.get("real_labels") else MODEL_VERSION
 OPSET = 17

@@ -39,7 +39,7 @@ def export(state_path, out_path, train_info):
     del m.graph.value_info[:]  # no intermediate shapes, symbolic or not, to trip a runtime
     meta = {
         "scalpmap.contract": "1",
-        "scalpmap.model_version": contract.MODEL_VERSION,
+        "scalpmap.model_version": contract.version_for(train_info),
         "scalpmap.classes": ",".join(contract.CLASSES),
         "scalpmap.input_size": f"{contract.INPUT_SIZE},{contract.INPUT_SIZE}",
         "scalpmap.input_layout": "NCHW, RGB",

@@ -230,7 +230,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
             ce_v, dl_v = ce.item(), dl.item()
             log.append({"step": step, "ce": ce_v, "density_l1": dl_v, "seconds": round(el, 1)})
             print(f"step {step}/{steps} ce {ce_v:.4f} dens {dl_v:.4f} {el:.0f}s ({(step + 1) * batch / el:.1f} img/s)", flush=True)
-    return net, {"data_sha256": digest, "images": int(len(photos)), "steps": steps, "batch": batch, "crop": crop,
+    return net, {"data_sha256": digest, "images": n_synth, "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "class_weights": class_weights,
                  "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
