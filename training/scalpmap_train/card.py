@@ -6,7 +6,6 @@ import json
 import os
 
 from . import contract
-from .export import training_data_sha256
 
 
 def focus_text(train):
@@ -67,7 +66,7 @@ def write(model, train, check, ev, out, command, crosscheck=None):
         f"- output `probs`: 1x5x{contract.INPUT_SIZE}x{contract.INPUT_SIZE} softmax over classes {', '.join(contract.CLASSES)} (in this order)",
         f"- output `density`: 1x1x{contract.INPUT_SIZE}x{contract.INPUT_SIZE}, hairs/cm² divided by {contract.DENSITY_UNIT:g}",
         f"- operators: {', '.join(check['ops'])}; opset {contract.OPSET}; BatchNorm folded; fixed shape, no `value_info`",
-        f"- training data sha256: `{training_data_sha256(train)}`"
+        f"- training data sha256: `{contract.training_data_sha256(train)}`"
         + (f" (renders `{train['data_sha256']}` with the real labels and photos)" if train.get("real_labels") else ""),
         "",
         "## Training",

@@ -3,6 +3,8 @@
 The Rust analyser reads all of this from the ONNX metadata; nothing here is hard-coded there.
 """
 
+import hashlib
+
 CLASSES = ["background", "hair", "thinning", "bare", "scar"]
 INPUT_SIZE = 256  # square; the whole photo is resized to it (see RESIZE_RULE)
 MEAN = [0.485, 0.456, 0.406]
@@ -19,9 +21,18 @@ RESIZE_RULE = (
 MODEL_VERSION = "0.1.1"
 # A model trained with the real labels (train.py --real-labels) is the 0.3.0 recipe.
 REAL_LABELS_VERSION = "0.3.0"
+OPSET = 17
 
 
 def version_for(train_info):
     """The version a trained model is exported and described as."""
     return REAL_LABELS_VERSION if train_info.get("real_labels") else MODEL_VERSION
-OPSET = 17
+
+
+def training_data_sha256(train_info):
+    """One hash for everything the model learnt from: the renders, and where real photos were
+    labelled, sha256(renders hash + real labels hash) so either change shows."""
+    real = train_info.get("real_labels")
+    if not real:
+        return train_info["data_sha256"]
+    return hashlib.sha256((train_info["data_sha256"] + real["sha256"]).encode()).hexdigest()

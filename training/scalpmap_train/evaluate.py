@@ -9,7 +9,6 @@
 """
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from scipy import ndimage, stats
 
 from . import contract
 from .data import load_synth, normalise, prepare_photo
+from .real_labels import persons_labelled_in, read_rows
 
 # Colour-blind-safe palette (Okabe-Ito) for the contact sheet: background transparent.
 PALETTE = np.array([[0, 0, 0], [0, 158, 115], [240, 228, 66], [213, 94, 0], [204, 121, 167]], np.uint8)
@@ -96,12 +96,9 @@ def synthetic(sess, folder):
 def real(sess, folder, sheet_path, held_out_of=None):
     """Real-photo figures; with `held_out_of` (a real_labels.json the model trained on), only
     on the men that file does not label, so no figure comes from a photo the model saw."""
-    rows = list(csv.DictReader(open(Path(folder) / "labels.csv")))
-    excluded = []
-    if held_out_of:
-        labelled = set(json.loads(Path(held_out_of).read_text())["photos"])
-        excluded = sorted({r["person"] for r in rows if r["file"] in labelled})
-        rows = [r for r in rows if r["person"] not in excluded]
+    rows = read_rows(folder)
+    excluded = persons_labelled_in(held_out_of, rows) if held_out_of else []
+    rows = [r for r in rows if r["person"] not in excluded]
     photos = np.stack([prepare_photo(Image.open(Path(folder) / r["file"])) for r in rows])
     pred, _ = predict(sess, photos)
     views = [r["view"].lower() for r in rows]

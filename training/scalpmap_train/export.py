@@ -8,7 +8,6 @@
 """
 
 import argparse
-import hashlib
 import json
 
 import numpy as np
@@ -49,7 +48,7 @@ def export(state_path, out_path, train_info):
         "scalpmap.outputs": "probs: softmax over classes NxCxHxW; density: hairs/cm2 / density_unit Nx1xHxW",
         "scalpmap.density_unit": str(contract.DENSITY_UNIT),
         "scalpmap.resize_rule": contract.RESIZE_RULE,
-        "scalpmap.training_data_sha256": training_data_sha256(train_info),
+        "scalpmap.training_data_sha256": contract.training_data_sha256(train_info),
         "scalpmap.training": training_summary(train_info),
     }
     for k, v in meta.items():
@@ -59,15 +58,6 @@ def export(state_path, out_path, train_info):
     onnx.checker.check_model(m, full_check=True)
     onnx.save(m, out_path)
     return m, reference
-
-
-def training_data_sha256(info):
-    """One hash for everything the model learnt from: the renders, and where real photos were
-    labelled, sha256(renders hash + real labels hash) so either change shows."""
-    real = info.get("real_labels")
-    if not real:
-        return info["data_sha256"]
-    return hashlib.sha256((info["data_sha256"] + real["sha256"]).encode()).hexdigest()
 
 
 def training_summary(info):

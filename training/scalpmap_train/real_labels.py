@@ -49,7 +49,14 @@ def labelled_persons(rows):
 
 
 def read_rows(real):
+    """The rows of the real photos' labels.csv (file, norwood, person, view, ...)."""
     return list(csv.DictReader(open(Path(real) / "labels.csv")))
+
+
+def persons_labelled_in(labels_path, rows):
+    """The men any of whose photos `labels_path` labels: a model trained on it has seen them."""
+    labelled = set(json.loads(Path(labels_path).read_text())["photos"])
+    return sorted({r["person"] for r in rows if r["file"] in labelled})
 
 
 def mask(photo_uint8, entry):
