@@ -14,10 +14,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use scalpmap::analyze::{analyze_bytes, Settings};
 use scalpmap::classes::Class;
 use scalpmap::masks::{clean, ClassMap};
-use scalpmap::zones::{zones, MapScale};
 use scalpmap::model::{self, backend, prepare, BackendChoice, Segmenter};
 use scalpmap::photo::{decode, DEFAULT_MAX_PIXELS};
 use scalpmap::synth::{make_item, Overrides, PhotoFormat};
+use scalpmap::zones::{zones, MapScale};
 
 fn bench(c: &mut Criterion) {
     let choice = match std::env::var("SCALPMAP_BENCH_BACKEND").as_deref() {
@@ -50,7 +50,9 @@ fn bench(c: &mut Criterion) {
             zones(&map, &density, scale, scale.sx)
         })
     });
-    g.bench_function(format!("analyze_bytes_{}", engine.name), |b| b.iter(|| analyze_bytes(&mut seg, &jpeg, path, Some("top"), &settings, 0.0).unwrap()));
+    g.bench_function(format!("analyze_bytes_{}", engine.name), |b| {
+        b.iter(|| analyze_bytes(&mut seg, &jpeg, path, Some("top"), &settings, 0.0).unwrap())
+    });
     let a = analyze_bytes(&mut seg, &jpeg, path, Some("top"), &settings, 0.0).unwrap();
     g.bench_function("write_report_and_overlay", |b| {
         b.iter(|| {

@@ -9,13 +9,13 @@ use image::RgbImage;
 use sha2::{Digest, Sha256};
 
 use crate::classes::Class;
-use crate::masks::{clean, ClassMap};
 use crate::marker::MarkerFound;
+use crate::masks::{clean, ClassMap};
 use crate::measure::{area_cm2, scale_from_head, scale_from_marker, scalp_outline, skin_tone, surface_factors, ScaleInfo};
 use crate::model::{prepare, BackendInfo, Segmenter};
-use crate::rules::{Rules, ScaleRules};
 use crate::photo::{self, PhotoError};
 use crate::report::*;
+use crate::rules::{Rules, ScaleRules};
 use crate::synth::scene::View;
 use crate::zones::{zones, MapScale};
 use crate::{overlay, quality};
@@ -83,7 +83,14 @@ pub fn view_from_name(path: &Path) -> Option<String> {
 }
 
 /// Analyses photo bytes read from `path`; `view` (from a manifest) overrides the file name's.
-pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Option<&str>, s: &Settings, read_ms: f64) -> Result<Analysis, AnalyzeError> {
+pub fn analyze_bytes(
+    seg: &mut Segmenter,
+    bytes: &[u8],
+    path: &Path,
+    view: Option<&str>,
+    s: &Settings,
+    read_ms: f64,
+) -> Result<Analysis, AnalyzeError> {
     let started = Instant::now();
     let t = Instant::now();
     let photo = photo::decode(bytes, path, s.max_pixels)?;
@@ -179,7 +186,15 @@ pub fn analyze_bytes(seg: &mut Segmenter, bytes: &[u8], path: &Path, view: Optio
 
 /// Scale (given, else a printed marker, else estimated from the head outline), surface areas
 /// and skin tone.
-fn measure(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, marker: Option<&MarkerFound>, rgb: &[[f32; 3]], s: &Settings) -> Measurement {
+fn measure(
+    map: &ClassMap,
+    sx: f64,
+    sy: f64,
+    view: Option<&str>,
+    marker: Option<&MarkerFound>,
+    rgb: &[[f32; 3]],
+    s: &Settings,
+) -> Measurement {
     let outline = scalp_outline(map, sx, sy);
     let scale = match (s.px_per_cm, marker) {
         (Some(k), _) => Ok(ScaleInfo::given(k)),

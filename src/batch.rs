@@ -62,7 +62,8 @@ fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, failures: &mut Vec<Failure>, 
         match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => walk(&path, found, failures, seen),
             Ok(_) => {
-                let is_photo = path.extension().is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()));
+                let is_photo =
+                    path.extension().is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()));
                 if is_photo && !name.starts_with('.') && !OUTPUT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
                     found.insert(path);
                 }
@@ -207,13 +208,22 @@ impl SummaryRow {
 
 /// Runs the batch. `on_report` sees each report as it is written (for --jsonl), `tick` each
 /// finished photo (for the progress bar). A photo that fails is recorded; the batch goes on.
-pub fn run(cfg: &BatchConfig, pre_failures: Vec<Failure>, on_report: &(dyn Fn(&Report) + Sync), tick: &(dyn Fn() + Sync)) -> anyhow::Result<Summary> {
+pub fn run(
+    cfg: &BatchConfig,
+    pre_failures: Vec<Failure>,
+    on_report: &(dyn Fn(&Report) + Sync),
+    tick: &(dyn Fn() + Sync),
+) -> anyhow::Result<Summary> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out).map_err(|e| anyhow::anyhow!("cannot create the output folder {}: {e}", cfg.out.display()))?;
     // Leftovers of a killed run are never whole outputs: clear them.
     crate::fsio::remove_stale_temporaries(&cfg.out);
     // With --anonymize the output files are named by the same stable hash as the reports.
-    let names = if cfg.settings.anonymize { cfg.inputs.iter().map(|p| anonymous_name(p)).collect() } else { output_names(&cfg.inputs, &cfg.name_prefixes) };
+    let names = if cfg.settings.anonymize {
+        cfg.inputs.iter().map(|p| anonymous_name(p)).collect()
+    } else {
+        output_names(&cfg.inputs, &cfg.name_prefixes)
+    };
     let input_set: HashSet<PathBuf> = cfg.inputs.iter().filter_map(|p| p.canonicalize().ok()).collect();
     // One session per worker: sessions are checked out of a pool and returned, so a worker
     // builds at most one, however rayon splits the work.

@@ -12,10 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scalpmap::analyze::Settings;
 use scalpmap::batch::{self, BatchConfig, Summary};
 use scalpmap::clinic;
+use scalpmap::model::{self, backend, BackendChoice};
 use scalpmap::patient::{patient_from_folders, read_manifest, PatientPhoto};
 use scalpmap::report::{Failure, Report};
 use scalpmap::rules::{Rules, ScaleRules};
-use scalpmap::model::{self, backend, BackendChoice};
 use scalpmap::synth::color::{HairColour, ItaClass};
 use scalpmap::synth::scene::{PatternKind, ScarKind, View};
 use scalpmap::synth::{self, Overrides, PhotoFormat, SynthConfig};
@@ -279,7 +279,14 @@ struct BatchJob {
 impl BatchJob {
     /// A plain `analyze` batch: default scale rules, views inferred, reports not kept.
     fn new(inputs: Vec<PathBuf>, pre_failures: Vec<Failure>) -> BatchJob {
-        BatchJob { inputs, pre_failures, views: HashMap::new(), name_prefixes: HashMap::new(), scale_rules: Rules::default().scale, keep_reports: false }
+        BatchJob {
+            inputs,
+            pre_failures,
+            views: HashMap::new(),
+            name_prefixes: HashMap::new(),
+            scale_rules: Rules::default().scale,
+            keep_reports: false,
+        }
     }
 }
 
@@ -364,7 +371,9 @@ fn rules_cmd(a: RulesArgs) -> i32 {
         print!("{}", scalpmap::rules::DEFAULT_TOML);
         return 0;
     };
-    let text = Rules::load(&path).and_then(|r| toml::to_string(&r).map_err(|e| scalpmap::rules::RulesError::Invalid { path: path.display().to_string(), why: e.to_string() }));
+    let text = Rules::load(&path).and_then(|r| {
+        toml::to_string(&r).map_err(|e| scalpmap::rules::RulesError::Invalid { path: path.display().to_string(), why: e.to_string() })
+    });
     match text {
         Ok(text) => {
             print!("{text}");
@@ -403,7 +412,10 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
             let mut failures = Vec::new();
             for r in rows {
                 if !r.file.is_file() {
-                    failures.push(Failure { file: r.file.display().to_string(), error: format!("{}: listed in the manifest but not found", r.file.display()) });
+                    failures.push(Failure {
+                        file: r.file.display().to_string(),
+                        error: format!("{}: listed in the manifest but not found", r.file.display()),
+                    });
                     continue;
                 }
                 if let Some(v) = r.view {
@@ -428,7 +440,13 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     let by_key: HashMap<String, PathBuf> = inputs.iter().map(|p| (key(p), p.clone())).collect();
     let prefixes: HashMap<PathBuf, String> = patient_of.iter().map(|(p, id)| (p.clone(), clinic::safe_id(id))).collect();
     // The clinic's scale rules (head breadth, marker size) apply to the analysis too.
-    let job = BatchJob { views, name_prefixes: prefixes, scale_rules: rules.scale.clone(), keep_reports: true, ..BatchJob::new(inputs, pre_failures) };
+    let job = BatchJob {
+        views,
+        name_prefixes: prefixes,
+        scale_rules: rules.scale.clone(),
+        keep_reports: true,
+        ..BatchJob::new(inputs, pre_failures)
+    };
     let (summary, reports) = run_batch(&a.analyze, job)?;
     let outputs: HashMap<&str, &str> = summary.rows.iter().filter_map(|r| Some((r.file.as_str(), r.output.as_deref()?))).collect();
     let mut groups: BTreeMap<String, Vec<PatientPhoto>> = BTreeMap::new();
@@ -445,7 +463,8 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         photos.sort_by(|x, y| x.report.input.file.cmp(&y.report.input.file));
     }
     let reports = clinic::patient_reports(groups, &rules, &rules_name, a.start_date);
-    let failed: Vec<(String, String)> = summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
+    let failed: Vec<(String, String)> =
+        summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
     let rows = clinic::write(&a.analyze.out, &reports, &failed)?;
     eprintln!("planned {} patients into {}", rows.len(), a.analyze.out.join("index.html").display());
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })

@@ -27,7 +27,12 @@ pub fn safe_id(id: &str) -> String {
 }
 
 /// Fuses and plans every patient.
-pub fn patient_reports(groups: BTreeMap<String, Vec<PatientPhoto>>, rules: &Rules, rules_name: &str, start: Option<NaiveDate>) -> Vec<(PatientReport, Vec<PatientPhoto>)> {
+pub fn patient_reports(
+    groups: BTreeMap<String, Vec<PatientPhoto>>,
+    rules: &Rules,
+    rules_name: &str,
+    start: Option<NaiveDate>,
+) -> Vec<(PatientReport, Vec<PatientPhoto>)> {
     groups
         .into_iter()
         .map(|(patient, photos)| {

@@ -72,7 +72,8 @@ mod tests {
         }
         fs::write(dir.path().join(format!(".e.json.tmp-{}", std::process::id())), b"x").unwrap();
         assert_eq!(remove_stale_temporaries(dir.path()), 2);
-        let mut left: Vec<String> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         left.sort();
         assert_eq!(left, vec![".d.tmp-x".to_string(), format!(".e.json.tmp-{}", std::process::id()), "c.json".into()]);
     }

@@ -12,9 +12,9 @@ pub mod batch;
 pub mod classes;
 pub mod clinic;
 pub mod fsio;
-pub mod html;
 #[cfg(feature = "heic")]
 pub mod heic;
+pub mod html;
 pub mod marker;
 pub mod masks;
 pub mod measure;

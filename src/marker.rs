@@ -160,7 +160,11 @@ fn holes(id: &[u32], w: usize, rid: u32, [x0, y0, x1, y1]: [usize; 4]) -> Vec<(u
             }
         }
     }
-    (0..bh).flat_map(|y| (0..bw).map(move |x| (x, y))).filter(|&(x, y)| !inside(x, y) && !reached[y * bw + x]).map(|(x, y)| (x + x0, y + y0)).collect()
+    (0..bh)
+        .flat_map(|y| (0..bw).map(move |x| (x, y)))
+        .filter(|&(x, y)| !inside(x, y) && !reached[y * bw + x])
+        .map(|(x, y)| (x + x0, y + y0))
+        .collect()
 }
 
 fn median_lum(lum: &[f32], w: usize, px: &[(usize, usize)]) -> f32 {
@@ -217,7 +221,10 @@ pub fn find(lum: &[f32], w: usize, h: usize, scale: f64) -> Option<MarkerFound> 
         return None;
     }
     let side = w.max(h);
-    let best = [(side / 24).max(4), (side / 8).max(8)].into_iter().flat_map(|r| candidates(lum, w, h, r)).min_by(|a, b| a.bad.total_cmp(&b.bad))?;
+    let best = [(side / 24).max(4), (side / 8).max(8)]
+        .into_iter()
+        .flat_map(|r| candidates(lum, w, h, r))
+        .min_by(|a, b| a.bad.total_cmp(&b.bad))?;
     Some(MarkerFound {
         centre_px: [(best.centre[0] + 0.5) * scale, (best.centre[1] + 0.5) * scale],
         side_px: refined_side(lum, w, h, &best) * scale,
@@ -297,7 +304,7 @@ mod tests {
             for x in 0..w {
                 let (dx, dy) = (x as f32 - 80.0, y as f32 - 80.0);
                 let r = (dx * dx + dy * dy).sqrt();
-                if r < 30.0 && r >= 15.0 {
+                if (15.0..30.0).contains(&r) {
                     disc[y * w + x] = 20.0;
                 }
                 if dx.abs() < 25.0 && dy.abs() < 25.0 {

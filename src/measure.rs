@@ -31,7 +31,14 @@ pub struct ScaleInfo {
 
 impl ScaleInfo {
     pub fn given(px_per_cm: f64) -> ScaleInfo {
-        ScaleInfo { method: "given".into(), px_per_cm, px_per_cm_low: px_per_cm, px_per_cm_high: px_per_cm, estimated: false, note: "from --px-per-cm".into() }
+        ScaleInfo {
+            method: "given".into(),
+            px_per_cm,
+            px_per_cm_low: px_per_cm,
+            px_per_cm_high: px_per_cm,
+            estimated: false,
+            note: "from --px-per-cm".into(),
+        }
     }
 }
 
@@ -160,7 +167,13 @@ pub fn moments<I: Iterator<Item = (f64, f64)> + Clone>(points: I) -> Moments {
     }
     let (cxx, cyy, cxy) = (cxx / k, cyy / k, cxy / k);
     let disc = ((cxx - cyy).powi(2) / 4.0 + cxy * cxy).sqrt();
-    Moments { n, centre: [mx, my], l1: (cxx + cyy) / 2.0 + disc, l2: ((cxx + cyy) / 2.0 - disc).max(0.0), angle: 0.5 * (2.0 * cxy).atan2(cxx - cyy) }
+    Moments {
+        n,
+        centre: [mx, my],
+        l1: (cxx + cyy) / 2.0 + disc,
+        l2: ((cxx + cyy) / 2.0 - disc).max(0.0),
+        angle: 0.5 * (2.0 * cxy).atan2(cxx - cyy),
+    }
 }
 
 /// Principal axes of the scalp (non-background) cells, in photo pixels: centre, unit vector of
@@ -264,7 +277,14 @@ pub fn scale_from_marker(m: &crate::marker::MarkerFound, r: &ScaleRules) -> Scal
 /// rho of the outline ellipse covers 1 / cos(tilt) = 1 / sqrt(1 - rho²) times its flat area
 /// (an ellipsoid head seen along its axis), capped at `max_tilt_deg`. A head running out of the
 /// frame has no trustworthy outline, and is counted flat.
-pub fn surface_factors(map: &ClassMap, sx: f64, sy: f64, view: Option<&str>, outline: Option<&Outline>, r: &ScaleRules) -> (Vec<f64>, &'static str) {
+pub fn surface_factors(
+    map: &ClassMap,
+    sx: f64,
+    sy: f64,
+    view: Option<&str>,
+    outline: Option<&Outline>,
+    r: &ScaleRules,
+) -> (Vec<f64>, &'static str) {
     let n = map.width * map.height;
     let (Some(o), true, Some("top")) = (outline, r.correct_top_view, view) else {
         return (vec![1.0; n], "none");
@@ -299,8 +319,13 @@ pub const FLAT_AREA_HIGH_FACTOR: f64 = 2.0;
 /// and the foreshortening correction (`correction`, from [`surface_factors`]) give.
 pub fn area_cm2(map: &ClassMap, factors: &[f64], classes: &[Class], cell_px2: f64, s: &ScaleInfo, correction: &str) -> Interval {
     // `+ 0.0`: an empty float sum is -0.0, which reports would print as such.
-    let px2: f64 = map.data.iter().zip(factors).filter(|(k, _)| classes.iter().any(|c| **k == *c as u8)).map(|(_, f)| f * cell_px2).sum::<f64>() + 0.0;
-    let (lo, hi) = if correction == "none" { (1.0, FLAT_AREA_HIGH_FACTOR) } else { (1.0 - ELLIPSOID_AREA_UNCERTAINTY, 1.0 + ELLIPSOID_AREA_UNCERTAINTY) };
+    let px2: f64 =
+        map.data.iter().zip(factors).filter(|(k, _)| classes.iter().any(|c| **k == *c as u8)).map(|(_, f)| f * cell_px2).sum::<f64>() + 0.0;
+    let (lo, hi) = if correction == "none" {
+        (1.0, FLAT_AREA_HIGH_FACTOR)
+    } else {
+        (1.0 - ELLIPSOID_AREA_UNCERTAINTY, 1.0 + ELLIPSOID_AREA_UNCERTAINTY)
+    };
     // A larger px/cm means a smaller area: the high scale bounds the low area.
     Interval {
         value: px2 / (s.px_per_cm * s.px_per_cm),
@@ -397,7 +422,14 @@ mod tests {
     #[test]
     fn areas_follow_the_scale_interval() {
         let map = ClassMap::new(2, 1, vec![Class::Bare as u8, Class::Hair as u8]);
-        let s = ScaleInfo { method: "head-width".into(), px_per_cm: 10.0, px_per_cm_low: 5.0, px_per_cm_high: 20.0, estimated: true, note: String::new() };
+        let s = ScaleInfo {
+            method: "head-width".into(),
+            px_per_cm: 10.0,
+            px_per_cm_low: 5.0,
+            px_per_cm_high: 20.0,
+            estimated: true,
+            note: String::new(),
+        };
         let a = area_cm2(&map, &[2.0, 1.0], &[Class::Bare], 100.0, &s, "none");
         assert_eq!(a, Interval { value: 2.0, low: 0.5, high: 16.0 });
         let a = area_cm2(&map, &[2.0, 1.0], &[Class::Bare], 100.0, &s, "ellipsoid-top");

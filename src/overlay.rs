@@ -101,11 +101,14 @@ mod tests {
         let map = ClassMap::from_rows(&["0013", "0013"]);
         let out = render(&photo, photo.dimensions(), &map, &[], &[0.0, 0.5, 0.0, 0.5, 0.0]);
         assert_eq!(out.dimensions(), (400, 200));
-        assert_eq!(out.get_pixel(390, 190).0, [
-            (100.0f32 * 0.55 + 213.0 * 0.45).round() as u8,
-            (100.0f32 * 0.55 + 94.0 * 0.45).round() as u8,
-            (100.0f32 * 0.55 + 0.0 * 0.45).round() as u8
-        ]);
+        assert_eq!(
+            out.get_pixel(390, 190).0,
+            [
+                (100.0f32 * 0.55 + 213.0 * 0.45).round() as u8,
+                (100.0f32 * 0.55 + 94.0 * 0.45).round() as u8,
+                (100.0f32 * 0.55 + 0.0 * 0.45).round() as u8
+            ]
+        );
         assert_eq!(out.get_pixel(150, 190).0, [100, 100, 100], "background pixel below the legend is untouched");
         // The legend box is drawn (white) in the top-left corner.
         assert_eq!(out.get_pixel(6, 6).0, [255, 255, 255]);

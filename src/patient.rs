@@ -33,7 +33,10 @@ pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<Manif
     let header = rdr.headers().map_err(|e| format!("{name}: {e}"))?.clone();
     let col = |n: &str| header.iter().position(|h| h.eq_ignore_ascii_case(n));
     let (Some(p), Some(v), Some(f)) = (col("patient"), col("view"), col("file")) else {
-        return Err(format!("{name}: the header must name the columns patient,view,file (found: {})", header.iter().collect::<Vec<_>>().join(",")));
+        return Err(format!(
+            "{name}: the header must name the columns patient,view,file (found: {})",
+            header.iter().collect::<Vec<_>>().join(",")
+        ));
     };
     let mut rows = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
@@ -46,7 +49,12 @@ pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<Manif
         }
         let view = match rec.get(v).unwrap_or("") {
             "" => None,
-            s => Some(View::parse(&s.to_ascii_lowercase()).ok_or_else(|| format!("{name}: line {line}: unknown view '{s}' (top, front, back, left, right)"))?.name().to_string()),
+            s => Some(
+                View::parse(&s.to_ascii_lowercase())
+                    .ok_or_else(|| format!("{name}: line {line}: unknown view '{s}' (top, front, back, left, right)"))?
+                    .name()
+                    .to_string(),
+            ),
         };
         rows.push(ManifestRow { patient, view, file: base.join(file) });
     }
@@ -193,7 +201,11 @@ fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
 pub fn severity(percent: f64, rules: &Rules) -> String {
     let l = &rules.loss;
     let p = percent.round();
-    l.severity_upper.iter().position(|&u| p <= u).map(|i| l.severity_names[i].clone()).unwrap_or_else(|| l.severity_names.last().cloned().unwrap_or_default())
+    l.severity_upper
+        .iter()
+        .position(|&u| p <= u)
+        .map(|i| l.severity_names[i].clone())
+        .unwrap_or_else(|| l.severity_names.last().cloned().unwrap_or_default())
 }
 
 /// Per-view means of a field over the rows of each view (several photos of one view average).
@@ -216,7 +228,8 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     let loss = |r: &ViewRow| r.bare + r.scar + tw * r.thinning;
     let per_view_loss = by_view(&rows, loss);
     let per_view_cover = by_view(&rows, |r| r.to_cover_fraction);
-    let salt: Vec<(&str, f64)> = SALT_VIEWS.iter().filter(|v| per_view_loss.contains_key(**v)).map(|v| (*v, rules.views.weight(v))).collect();
+    let salt: Vec<(&str, f64)> =
+        SALT_VIEWS.iter().filter(|v| per_view_loss.contains_key(**v)).map(|v| (*v, rules.views.weight(v))).collect();
     let missing: Vec<String> = SALT_VIEWS.iter().filter(|v| !per_view_loss.contains_key(**v)).map(|v| v.to_string()).collect();
     let covered: f64 = salt.iter().map(|(_, w)| w).sum();
     let mut warnings = Vec::new();
@@ -233,11 +246,17 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     let method = if covered > 0.0 {
         format!("SALT weights over the views present ({})", salt.iter().map(|(v, w)| format!("{v} {w:.0}")).collect::<Vec<_>>().join(", "))
     } else {
-        warnings.push("no top, back, left or right view known: the percent is a plain mean of the photos; name views in the file names or a manifest".into());
+        warnings.push(
+            "no top, back, left or right view known: the percent is a plain mean of the photos; name views in the file names or a manifest"
+                .into(),
+        );
         "plain mean of the photos (no SALT view known)".into()
     };
     if !missing.is_empty() && covered > 0.0 {
-        warnings.push(format!("missing views: {}; their share of the area is estimated from the views present and widens the interval", missing.join(", ")));
+        warnings.push(format!(
+            "missing views: {}; their share of the area is estimated from the views present and widens the interval",
+            missing.join(", ")
+        ));
     }
     for r in rows.iter().filter(|r| r.retake) {
         warnings.push(format!("{}: the photo's quality is poor; a retake is advised", r.file));
@@ -312,7 +331,10 @@ pub fn stage(cover: &BTreeMap<String, f64>, thin: f64, all: f64, rules: &Rules) 
     let thin_share = if all > 0.0 { thin / all } else { 0.0 };
     let front_kept = front.is_none_or(|f| f < s.affected);
     if all >= s.affected && thin_share >= s.diffuse_share && front_kept {
-        evidence.push(format!("thinning is {:.0} % of the loss and the frontal hairline is kept: a diffuse (female) pattern", thin_share * 100.0));
+        evidence.push(format!(
+            "thinning is {:.0} % of the loss and the frontal hairline is kept: a diffuse (female) pattern",
+            thin_share * 100.0
+        ));
         let l = top.unwrap_or(all);
         let stage = if l < s.ludwig_upper[0] {
             "I"
@@ -387,7 +409,18 @@ mod tests {
     #[test]
     fn severity_bands_follow_salt() {
         let r = Rules::default();
-        let cases = [(0.0, "none"), (0.4, "none"), (12.0, "limited"), (20.0, "limited"), (21.0, "moderate"), (49.0, "moderate"), (50.0, "severe"), (94.0, "severe"), (95.0, "very severe"), (100.0, "very severe")];
+        let cases = [
+            (0.0, "none"),
+            (0.4, "none"),
+            (12.0, "limited"),
+            (20.0, "limited"),
+            (21.0, "moderate"),
+            (49.0, "moderate"),
+            (50.0, "severe"),
+            (94.0, "severe"),
+            (95.0, "very severe"),
+            (100.0, "very severe"),
+        ];
         for (p, name) in cases {
             assert_eq!(severity(p, &r), name, "{p}");
         }

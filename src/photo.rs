@@ -164,7 +164,9 @@ fn decode_heif(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Phot
     use crate::heic::HeicError;
     let p = || path.to_path_buf();
     match crate::heic::decode(bytes, max_pixels) {
-        Ok(image) if image.width() < MIN_SIDE || image.height() < MIN_SIDE => Err(PhotoError::TooSmall { path: p(), width: image.width(), height: image.height() }),
+        Ok(image) if image.width() < MIN_SIDE || image.height() < MIN_SIDE => {
+            Err(PhotoError::TooSmall { path: p(), width: image.width(), height: image.height() })
+        }
         Ok(image) => Ok(Photo {
             path: p(),
             stored_width: image.width(),
@@ -176,7 +178,9 @@ fn decode_heif(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Phot
             // libheif applies the container's rotation and mirroring itself.
             orientation: "by-libheif",
         }),
-        Err(HeicError::NoLibrary(why)) => Err(PhotoError::Unsupported { path: p(), what: format!("HEIC, but {why}; or convert the photo to JPEG") }),
+        Err(HeicError::NoLibrary(why)) => {
+            Err(PhotoError::Unsupported { path: p(), what: format!("HEIC, but {why}; or convert the photo to JPEG") })
+        }
         Err(HeicError::TooLarge(w, h)) => {
             let px = w as u64 * h as u64;
             Err(PhotoError::TooLarge { path: p(), width: w, height: h, mp: px as f64 / 1e6, max_mp: max_pixels as f64 / 1e6 })
@@ -187,7 +191,10 @@ fn decode_heif(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Phot
 
 #[cfg(not(feature = "heic"))]
 fn decode_heif(_: &[u8], path: &Path, _: u64) -> Result<Photo, PhotoError> {
-    Err(PhotoError::Unsupported { path: path.to_path_buf(), what: "HEIC, and this build has no HEIC support (cargo feature `heic`); convert the photo to JPEG".into() })
+    Err(PhotoError::Unsupported {
+        path: path.to_path_buf(),
+        what: "HEIC, and this build has no HEIC support (cargo feature `heic`); convert the photo to JPEG".into(),
+    })
 }
 
 fn orientation_name(o: image::metadata::Orientation) -> &'static str {
@@ -247,7 +254,8 @@ mod tests {
         assert_eq!(p.image.dimensions(), (800, 500));
         let full = image::load_from_memory(buf.get_ref()).unwrap().to_rgb8();
         let small = image::imageops::resize(&full, 800, 500, image::imageops::FilterType::Triangle);
-        let diff: f64 = p.image.as_raw().iter().zip(small.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / (800.0 * 500.0 * 3.0);
+        let diff: f64 =
+            p.image.as_raw().iter().zip(small.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / (800.0 * 500.0 * 3.0);
         assert!(diff < 2.0, "mean difference {diff}");
         // Small photos are decoded whole.
         let q = decode(&png(40, 33), Path::new("s.png"), DEFAULT_MAX_PIXELS).unwrap();

@@ -139,24 +139,50 @@ pub fn zones(f: &Fusion, rules: &Rules) -> Vec<ZonePlan> {
 /// The number of sessions and why, before the area rule (which needs the impressions).
 pub fn base_sessions(f: &Fusion, rules: &Rules) -> Vec<Reason> {
     let s = &rules.sessions;
-    let mut r = vec![Reason { rule: "base".into(), sessions: s.base as i32, why: "usually 3 sessions; even a small area takes 3-4 for lasting retention".into() }];
+    let mut r = vec![Reason {
+        rule: "base".into(),
+        sessions: s.base as i32,
+        why: "usually 3 sessions; even a small area takes 3-4 for lasting retention".into(),
+    }];
     if f.scar_fraction > 0.0 && s.scar_extra > 0 {
-        r.push(Reason { rule: "scars".into(), sessions: s.scar_extra as i32, why: "scar tissue takes pigment unpredictably (scars take 2-4 sessions)".into() });
+        r.push(Reason {
+            rule: "scars".into(),
+            sessions: s.scar_extra as i32,
+            why: "scar tissue takes pigment unpredictably (scars take 2-4 sessions)".into(),
+        });
     }
     let all = f.thinning_fraction + f.bare_fraction + f.scar_fraction;
     if all > 0.0 && f.thinning_fraction / all >= s.diffuse_share && s.diffuse_extra > 0 {
         r.push(Reason {
             rule: "diffuse-thinning".into(),
             sessions: s.diffuse_extra as i32,
-            why: format!("{:.0} % of the area is thinning over existing hair: dots between hairs build up slower", 100.0 * f.thinning_fraction / all),
+            why: format!(
+                "{:.0} % of the area is thinning over existing hair: dots between hairs build up slower",
+                100.0 * f.thinning_fraction / all
+            ),
         });
     }
     if let Some(skin) = &f.skin {
         if s.light_skin_classes.contains(&skin.ita_class) && s.light_skin_extra > 0 {
-            r.push(Reason { rule: "light-skin".into(), sessions: s.light_skin_extra as i32, why: format!("{} skin (ITA {:.0}°): diluted pigment built up over more passes to avoid a blue shift", skin.ita_class.replace('_', " "), skin.ita_deg) });
+            r.push(Reason {
+                rule: "light-skin".into(),
+                sessions: s.light_skin_extra as i32,
+                why: format!(
+                    "{} skin (ITA {:.0}°): diluted pigment built up over more passes to avoid a blue shift",
+                    skin.ita_class.replace('_', " "),
+                    skin.ita_deg
+                ),
+            });
         }
         if s.dark_skin_classes.contains(&skin.ita_class) && s.dark_skin_extra > 0 {
-            r.push(Reason { rule: "dark-skin".into(), sessions: s.dark_skin_extra as i32, why: format!("{} skin (ITA {:.0}°): bolder impressions, checked for retention in an extra pass", skin.ita_class, skin.ita_deg) });
+            r.push(Reason {
+                rule: "dark-skin".into(),
+                sessions: s.dark_skin_extra as i32,
+                why: format!(
+                    "{} skin (ITA {:.0}°): bolder impressions, checked for retention in an extra pass",
+                    skin.ita_class, skin.ita_deg
+                ),
+            });
         }
     }
     r
@@ -244,7 +270,11 @@ pub fn plan(f: &Fusion, rules: &Rules, start: Option<NaiveDate>) -> Plan {
             let number = k + 1;
             let impressions = total * shares[k as usize];
             let purpose = s.purposes.get(k as usize).or(s.purposes.last()).cloned().unwrap_or_default();
-            let pig = if k == 0 && rules.pigment.first_session_lighter { format!("{pigment}; one step lighter for the base") } else { pigment.clone() };
+            let pig = if k == 0 && rules.pigment.first_session_lighter {
+                format!("{pigment}; one step lighter for the base")
+            } else {
+                pigment.clone()
+            };
             Session {
                 number,
                 day: days[k as usize],
@@ -388,7 +418,11 @@ mod tests {
         assert!(p.schedule[0].pigment.contains("one step lighter"));
         assert!(p.schedule[1].aftercare.iter().any(|a| a.contains("Between sessions")));
         let last = &p.schedule[2].aftercare;
-        assert!(last.iter().any(|a| a.contains("28 days")) && last.iter().any(|a| a.contains("SPF")) && !last.iter().any(|a| a.contains("Between")));
+        assert!(
+            last.iter().any(|a| a.contains("28 days"))
+                && last.iter().any(|a| a.contains("SPF"))
+                && !last.iter().any(|a| a.contains("Between"))
+        );
         assert!(p.touch_up.contains("2031-01-14") && p.touch_up.contains("2033-01-14"), "{}", p.touch_up);
         assert_eq!(plan(&fusion(0.0, 0.5, 0.0, 100.0), &r, None).schedule[1].date, None);
     }

@@ -226,7 +226,9 @@ impl Rules {
             match v {
                 toml::Value::Float(f) if !f.is_finite() => Err(format!("{path} must be a finite number")),
                 toml::Value::Float(f) if f.abs() > 1e9 => Err(format!("{path} is out of range")),
-                toml::Value::Table(t) => t.iter().try_for_each(|(k, v)| finite(v, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") })),
+                toml::Value::Table(t) => {
+                    t.iter().try_for_each(|(k, v)| finite(v, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") }))
+                }
                 toml::Value::Array(a) => a.iter().try_for_each(|v| finite(v, path)),
                 _ => Ok(()),
             }
@@ -296,7 +298,8 @@ impl Rules {
                 return Err(format!("{k} must be a positive number, not {v}"));
             }
         }
-        if !(self.scale.head_breadth_low_cm <= self.scale.head_breadth_cm && self.scale.head_breadth_cm <= self.scale.head_breadth_high_cm) {
+        if !(self.scale.head_breadth_low_cm <= self.scale.head_breadth_cm && self.scale.head_breadth_cm <= self.scale.head_breadth_high_cm)
+        {
             return Err("scale.head_breadth_low_cm <= head_breadth_cm <= head_breadth_high_cm must hold".into());
         }
         if s.base == 0 || s.base > s.maximum {

@@ -170,7 +170,8 @@ fn douglas_peucker(pts: &[[f64; 2]], eps: f64) -> Vec<[f64; 2]> {
             ((b[0] - a[0]) * (a[1] - p[1]) - (a[0] - p[0]) * (b[1] - a[1])).abs() / len
         }
     };
-    let (idx, max) = pts[1..pts.len() - 1].iter().enumerate().map(|(i, &p)| (i + 1, d(p))).fold((0, -1.0), |m, v| if v.1 > m.1 { v } else { m });
+    let (idx, max) =
+        pts[1..pts.len() - 1].iter().enumerate().map(|(i, &p)| (i + 1, d(p))).fold((0, -1.0), |m, v| if v.1 > m.1 { v } else { m });
     if max > eps {
         let mut left = douglas_peucker(&pts[..=idx], eps);
         let right = douglas_peucker(&pts[idx..], eps);

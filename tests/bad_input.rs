@@ -169,7 +169,11 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
         ("one-pixel.png".into(), png(1, 1), Err("too small")),
         ("strip.png".into(), png(10, 100_000), Err("too small")),
         ("tiny-ok.png".into(), png(32, 32), Ok),
-        ("sixteen-bit.png".into(), encode(&DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(photo(80, 60)).to_rgb16()), ImageFormat::Png), Ok),
+        (
+            "sixteen-bit.png".into(),
+            encode(&DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(photo(80, 60)).to_rgb16()), ImageFormat::Png),
+            Ok,
+        ),
         ("grey.png".into(), encode(&DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(photo(80, 60)).to_luma8()), ImageFormat::Png), Ok),
         ("grey.jpg".into(), encode(&DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(photo(80, 60)).to_luma8()), ImageFormat::Jpeg), Ok),
         ("alpha.png".into(), encode(&DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(photo(80, 60)).to_rgba8()), ImageFormat::Png), Ok),
@@ -180,7 +184,11 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
         ("animated.gif".into(), b"GIF89a\x40\x00\x30\x00\x80\x00\x00NETSCAPE2.0".to_vec(), Err("not a supported photo")),
         ("bitmap.jpg".into(), b"BM\x36\x00\x00\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00".to_vec(), Err("not a supported photo")),
         ("trailing-garbage.jpg".into(), [good.clone(), b"trailing bytes after EOI".to_vec()].concat(), Ok),
-        ("corrupt-exif.jpg".into(), with_app1(&good, &[0xFF, 0xE1, 0x00, 0x10, b'E', b'x', b'i', b'f', 0, 0, b'M', b'M', 0, 42, 0xFF, 0xFF, 0xFF, 0xFF]), Ok),
+        (
+            "corrupt-exif.jpg".into(),
+            with_app1(&good, &[0xFF, 0xE1, 0x00, 0x10, b'E', b'x', b'i', b'f', 0, 0, b'M', b'M', 0, 42, 0xFF, 0xFF, 0xFF, 0xFF]),
+            Ok,
+        ),
     ];
     for o in 1..=8u16 {
         v.push((format!("orientation-{o}.jpg"), with_app1(&good, &exif_app1(o)), Ok));
@@ -372,7 +380,8 @@ fn no_socket_is_opened_during_a_batch() {
         return;
     }
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let calls: Vec<&str> = trace.lines().filter(|l| ["socket(", "connect(", "bind(", "sendto(", "socketpair("].iter().any(|c| l.contains(c))).collect();
+    let calls: Vec<&str> =
+        trace.lines().filter(|l| ["socket(", "connect(", "bind(", "sendto(", "socketpair("].iter().any(|c| l.contains(c))).collect();
     assert!(calls.is_empty(), "network calls during a batch:\n{}", calls.join("\n"));
 }
 
@@ -433,21 +442,38 @@ fn an_interrupted_run_leaves_only_whole_files_and_resume_finishes_it() {
             if stem == "summary" {
                 continue;
             }
-            let _: Report = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap_or_else(|err| panic!("{name} is not whole: {err}"));
+            let _: Report =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap_or_else(|err| panic!("{name} is not whole: {err}"));
             assert!(out.join(format!("{stem}.overlay.png")).is_file(), "{name} without its overlay");
             done += 1;
         }
     }
     eprintln!("{done} of 24 reports were written before the kill");
     // --resume skips what is done, finishes the rest and clears the dead run's temporaries.
-    let o = assert_cmd::Command::cargo_bin("scalpmap").unwrap().arg("analyze").arg(&input).arg("--out").arg(&out).args(["--backend", "tract", "--jobs", "2", "--resume"]).output().unwrap();
+    let o = assert_cmd::Command::cargo_bin("scalpmap")
+        .unwrap()
+        .arg("analyze")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .args(["--backend", "tract", "--jobs", "2", "--resume"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let s: Summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!((s.analysed, s.failed, s.skipped), (24, 0, done));
     assert!(std::fs::read_dir(&out).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains(".tmp-")));
     // A changed photo is analysed again; the others stay skipped.
     std::fs::write(input.join("p00.jpg"), std::fs::read(repo().join("samples/synth-2026-00050.jpg")).unwrap()).unwrap();
-    let o = assert_cmd::Command::cargo_bin("scalpmap").unwrap().arg("analyze").arg(&input).arg("--out").arg(&out).args(["--backend", "tract", "--resume"]).output().unwrap();
+    let o = assert_cmd::Command::cargo_bin("scalpmap")
+        .unwrap()
+        .arg("analyze")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .args(["--backend", "tract", "--resume"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0));
     let s: Summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s.skipped, 23);

@@ -36,7 +36,8 @@ fn loss_fraction(classes: &ndarray::Array2<u8>) -> f64 {
 fn predictions_on_samples_match_their_truth() {
     let mut seg = common::segmenter(BackendChoice::Tract).unwrap();
     let dir = common::repo().join("samples");
-    let mut truths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut truths: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
     truths.sort();
     let (mut agree, mut total) = (0usize, 0usize);
     let mut errors = Vec::new();

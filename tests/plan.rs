@@ -10,8 +10,8 @@ use scalpmap::measure::{area_cm2, scale_from_head, scalp_outline, surface_factor
 use scalpmap::patient::{fuse, PatientPhoto};
 use scalpmap::report::{PatientReport, Report};
 use scalpmap::rules::Rules;
-use scalpmap::synth::{make_item, Overrides, PhotoFormat, Truth};
 use scalpmap::synth::scene::View;
+use scalpmap::synth::{make_item, Overrides, PhotoFormat, Truth};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -91,13 +91,15 @@ fn head_width_scale_intervals_contain_the_truth() {
         let a = area_cm2(map, &f, &LOSS, 1.0, &k, name);
         let truth = truth_surface(t, &LOSS);
         inside_area += (a.low <= truth && truth <= a.high) as usize;
-        eprintln!("scale {:.1} in [{:.1}, {:.1}] (truth {:.1}); area {truth:.1} in [{:.1}, {:.1}]", k.px_per_cm, k.px_per_cm_low, k.px_per_cm_high, t.scale.px_per_cm, a.low, a.high);
+        eprintln!(
+            "scale {:.1} in [{:.1}, {:.1}] (truth {:.1}); area {truth:.1} in [{:.1}, {:.1}]",
+            k.px_per_cm, k.px_per_cm_low, k.px_per_cm_high, t.scale.px_per_cm, a.low, a.high
+        );
     }
     eprintln!("scale inside {inside_scale}/12, area inside {inside_area}/12");
     // Measured: 12/12 and 12/12.
     assert!(inside_scale >= 11 && inside_area >= 11, "scale {inside_scale}/12, area {inside_area}/12");
 }
-
 
 /// Synthetic patients: the same person rendered from the four SALT views and the front. The
 /// truth to cover is the whole scalp's thinning + bare + scar surface, seen or not.
@@ -160,8 +162,14 @@ fn fused_patient_areas_fall_in_their_intervals() {
         exact_err.push((e.area_to_cover_cm2.value - t).abs());
         eprintln!(
             "truth {t:.0} cm²; exact fractions {:.0} [{:.0}, {:.0}]; model {:.0} [{:.0}, {:.0}], {} {}",
-            e.area_to_cover_cm2.value, e.area_to_cover_cm2.low, e.area_to_cover_cm2.high,
-            m.area_to_cover_cm2.value, m.area_to_cover_cm2.low, m.area_to_cover_cm2.high, m.stage.scale, m.stage.stage
+            e.area_to_cover_cm2.value,
+            e.area_to_cover_cm2.low,
+            e.area_to_cover_cm2.high,
+            m.area_to_cover_cm2.value,
+            m.area_to_cover_cm2.low,
+            m.area_to_cover_cm2.high,
+            m.stage.scale,
+            m.stage.stage
         );
     }
     exact_err.sort_by(f64::total_cmp);
@@ -198,13 +206,22 @@ fn plan_writes_valid_patient_reports_html_and_an_index() {
     let rules = input.path().join("clinic.toml");
     std::fs::write(&rules, "[sessions]\nbase = 2\ninterval_days = 21\n").unwrap();
     let o = scalpmap(&[
-        "plan", input.path().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--backend", "tract",
-        "--rules", rules.to_str().unwrap(), "--start-date", "2027-03-01",
+        "plan",
+        input.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--backend",
+        "tract",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--start-date",
+        "2027-03-01",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let v = schema("patient.schema.json");
     for who in ["anna", "bo"] {
-        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join(format!("patients/{who}.json"))).unwrap()).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join(format!("patients/{who}.json"))).unwrap()).unwrap();
         let errors: Vec<String> = v.iter_errors(&raw).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{who}.json breaks the schema: {errors:?}");
         let r: PatientReport = serde_json::from_value(raw).unwrap();
@@ -247,7 +264,11 @@ fn a_manifest_names_patients_and_views_and_missing_files_are_reported() {
     let out = tempfile::tempdir().unwrap();
     patient_folders(input.path());
     let m = input.path().join("manifest.csv");
-    std::fs::write(&m, "patient,view,file\nclient-7,top,anna/top.jpg\nclient-7,crown,anna/back.jpg\nclient-7,,anna/front.jpg\nclient-8,top,gone.jpg\n").unwrap();
+    std::fs::write(
+        &m,
+        "patient,view,file\nclient-7,top,anna/top.jpg\nclient-7,crown,anna/back.jpg\nclient-7,,anna/front.jpg\nclient-8,top,gone.jpg\n",
+    )
+    .unwrap();
     let o = scalpmap(&["plan", "--manifest", m.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--backend", "tract"]);
     assert_eq!(o.status.code(), Some(1), "one listed file is missing: {}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("gone.jpg"));

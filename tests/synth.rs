@@ -37,7 +37,14 @@ fn check_truth(truth: &Truth, labels: &image::GrayImage, density: &image::ImageB
     for c in &truth.classes {
         assert_eq!(c.pixels, hist[c.id as usize], "{}: {} pixel count", truth.name, c.name);
         let expected = c.pixels as f64 / (s.px_per_cm_x * s.px_per_cm_y);
-        assert!((c.area_cm2 - expected).abs() <= 1e-9 * expected.max(1.0), "{}: {} area {} vs {}", truth.name, c.name, c.area_cm2, expected);
+        assert!(
+            (c.area_cm2 - expected).abs() <= 1e-9 * expected.max(1.0),
+            "{}: {} area {} vs {}",
+            truth.name,
+            c.name,
+            c.area_cm2,
+            expected
+        );
     }
     let total: u64 = truth.classes.iter().map(|c| c.pixels).sum();
     assert_eq!(total, (truth.width * truth.height) as u64);

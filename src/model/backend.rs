@@ -31,7 +31,9 @@ pub struct BackendInfo {
 pub enum BackendError {
     #[error("no ONNX Runtime library found (looked in: {searched}). Set ORT_DYLIB_PATH to a libonnxruntime of version 1.24 or newer (for example from `pip install onnxruntime`, under onnxruntime/capi/), or use --backend tract")]
     NotFound { searched: String },
-    #[error("cannot load ONNX Runtime from {path}: {why}. Set ORT_DYLIB_PATH to a working libonnxruntime 1.24 or newer, or use --backend tract")]
+    #[error(
+        "cannot load ONNX Runtime from {path}: {why}. Set ORT_DYLIB_PATH to a working libonnxruntime 1.24 or newer, or use --backend tract"
+    )]
     Load { path: PathBuf, why: String },
     #[error("ONNX Runtime {version} at {path} is too old: scalpmap needs 1.24 or newer (C API {api}). Install a newer onnxruntime or use --backend tract")]
     TooOld { path: PathBuf, version: String, api: u32 },
@@ -117,7 +119,9 @@ pub fn candidate_libraries() -> Vec<PathBuf> {
 
 fn subdirs_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|it| it.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))).collect())
+        .map(|it| {
+            it.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))).collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -131,7 +135,8 @@ fn libs_in(dir: &Path) -> Vec<PathBuf> {
                 .map(|e| e.path())
                 .filter(|p| {
                     let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    (n.starts_with("libonnxruntime.so") || n.starts_with("libonnxruntime.") && n.ends_with(".dylib")) && !n.contains("providers")
+                    (n.starts_with("libonnxruntime.so") || n.starts_with("libonnxruntime.") && n.ends_with(".dylib"))
+                        && !n.contains("providers")
                 })
                 .collect()
         })
@@ -144,7 +149,9 @@ fn libs_in(dir: &Path) -> Vec<PathBuf> {
 fn start_onnxruntime() -> Result<BackendInfo, BackendError> {
     let candidates = candidate_libraries();
     let Some(path) = candidates.first().cloned() else {
-        return Err(BackendError::NotFound { searched: "ORT_DYLIB_PATH, Python site-packages (onnxruntime/capi), /usr/lib, /usr/local/lib".into() });
+        return Err(BackendError::NotFound {
+            searched: "ORT_DYLIB_PATH, Python site-packages (onnxruntime/capi), /usr/lib, /usr/local/lib".into(),
+        });
     };
     if !path.exists() {
         return Err(BackendError::NotFound { searched: path.display().to_string() });
@@ -153,8 +160,9 @@ fn start_onnxruntime() -> Result<BackendInfo, BackendError> {
     // pointed to (or the onnxruntime wheel's), loaded once per process and never unloaded.
     let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| BackendError::Load { path: path.clone(), why: e.to_string() })?;
     let (api, version) = unsafe {
-        let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
-            lib.get(b"OrtGetApiBase\0").map_err(|e| BackendError::Load { path: path.clone(), why: format!("no OrtGetApiBase symbol: {e}") })?;
+        let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> = lib
+            .get(b"OrtGetApiBase\0")
+            .map_err(|e| BackendError::Load { path: path.clone(), why: format!("no OrtGetApiBase symbol: {e}") })?;
         let base = get_base();
         if base.is_null() {
             return Err(BackendError::Load { path, why: "OrtGetApiBase returned null".into() });

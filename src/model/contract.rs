@@ -48,7 +48,10 @@ impl ModelContract {
         };
         let contract = get("scalpmap.contract")?;
         if contract != CONTRACT_VERSION {
-            return Err(ContractError::Invalid { key: "scalpmap.contract", why: format!("version {contract}, this scalpmap reads {CONTRACT_VERSION}") });
+            return Err(ContractError::Invalid {
+                key: "scalpmap.contract",
+                why: format!("version {contract}, this scalpmap reads {CONTRACT_VERSION}"),
+            });
         }
         let classes: Vec<String> = get("scalpmap.classes")?.split(',').map(|s| s.trim().to_string()).collect();
         let expected: Vec<&str> = Class::ALL.iter().map(|c| c.name()).collect();
@@ -60,7 +63,10 @@ impl ModelContract {
         }
         let size = floats::<2>(get("scalpmap.input_size")?, "scalpmap.input_size")?;
         if size.iter().any(|&v| !(16.0..=4096.0).contains(&v) || v.fract() != 0.0) {
-            return Err(ContractError::Invalid { key: "scalpmap.input_size", why: "width and height must be whole numbers from 16 to 4096".into() });
+            return Err(ContractError::Invalid {
+                key: "scalpmap.input_size",
+                why: "width and height must be whole numbers from 16 to 4096".into(),
+            });
         }
         let std = floats::<3>(get("scalpmap.std")?, "scalpmap.std")?;
         if std.iter().any(|&s| s <= 0.0) {
@@ -88,7 +94,11 @@ fn floats<const N: usize>(s: &str, key: &'static str) -> Result<[f32; N], Contra
     }
     let mut out = [0.0f32; N];
     for (o, p) in out.iter_mut().zip(&parts) {
-        *o = p.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| ContractError::Invalid { key, why: format!("'{p}' is not a number") })?;
+        *o = p
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ContractError::Invalid { key, why: format!("'{p}' is not a number") })?;
     }
     Ok(out)
 }

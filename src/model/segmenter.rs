@@ -34,7 +34,9 @@ pub struct Segmentation {
 impl Segmentation {
     /// The most probable class per pixel (H x W, class ids).
     pub fn classes(&self) -> Array2<u8> {
-        self.probs.map_axis(Axis(0), |p| p.iter().enumerate().fold((0u8, f32::MIN), |(bi, bv), (i, &v)| if v > bv { (i as u8, v) } else { (bi, bv) }).0)
+        self.probs.map_axis(Axis(0), |p| {
+            p.iter().enumerate().fold((0u8, f32::MIN), |(bi, bv), (i, &v)| if v > bv { (i as u8, v) } else { (bi, bv) }).0
+        })
     }
 }
 
@@ -95,13 +97,22 @@ impl Segmenter {
         let probs = outputs["probs"].try_extract_array::<f32>().map_err(|e| InferenceError::Contract(format!("output 'probs': {e}")))?;
         let dens = outputs["density"].try_extract_array::<f32>().map_err(|e| InferenceError::Contract(format!("output 'density': {e}")))?;
         if probs.shape() != [1, k, h, w] || dens.shape() != [1, 1, h, w] {
-            return Err(InferenceError::Contract(format!("output shapes {:?} and {:?}, expected [1, {k}, {h}, {w}] and [1, 1, {h}, {w}]", probs.shape(), dens.shape())));
+            return Err(InferenceError::Contract(format!(
+                "output shapes {:?} and {:?}, expected [1, {k}, {h}, {w}] and [1, 1, {h}, {w}]",
+                probs.shape(),
+                dens.shape()
+            )));
         }
         if probs.iter().chain(dens.iter()).any(|v| !v.is_finite()) {
             return Err(InferenceError::Contract("the model produced NaN or infinite values".into()));
         }
         let probs = probs.index_axis(Axis(0), 0).to_owned().into_dimensionality().map_err(|e| InferenceError::Contract(e.to_string()))?;
-        let density = dens.index_axis(Axis(0), 0).index_axis(Axis(0), 0).mapv(|v| v * c.density_unit).into_dimensionality().map_err(|e| InferenceError::Contract(e.to_string()))?;
+        let density = dens
+            .index_axis(Axis(0), 0)
+            .index_axis(Axis(0), 0)
+            .mapv(|v| v * c.density_unit)
+            .into_dimensionality()
+            .map_err(|e| InferenceError::Contract(e.to_string()))?;
         Ok(Segmentation { probs, density })
     }
 }
@@ -110,7 +121,9 @@ fn check_io(session: &Session) -> Result<(), InferenceError> {
     let ins: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
     let outs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
     if ins != ["image"] || !outs.contains(&"probs") || !outs.contains(&"density") {
-        return Err(InferenceError::Contract(format!("inputs {ins:?} and outputs {outs:?}; scalpmap needs input 'image' and outputs 'probs', 'density'")));
+        return Err(InferenceError::Contract(format!(
+            "inputs {ins:?} and outputs {outs:?}; scalpmap needs input 'image' and outputs 'probs', 'density'"
+        )));
     }
     Ok(())
 }

@@ -146,8 +146,15 @@ pub enum HairColour {
 }
 
 impl HairColour {
-    pub const ALL: [HairColour; 7] =
-        [HairColour::Black, HairColour::DarkBrown, HairColour::Brown, HairColour::Blond, HairColour::Red, HairColour::Grey, HairColour::White];
+    pub const ALL: [HairColour; 7] = [
+        HairColour::Black,
+        HairColour::DarkBrown,
+        HairColour::Brown,
+        HairColour::Blond,
+        HairColour::Red,
+        HairColour::Grey,
+        HairColour::White,
+    ];
 
     /// Typical CIELAB of the strand (pigmented strands for `Grey`).
     pub fn lab(self) -> [f32; 3] {

@@ -221,7 +221,6 @@ pub fn make_item(seed: u64, index: u64, size: u32, format: PhotoFormat, override
     Ok(Item { truth, photo, labels, density })
 }
 
-
 fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     img.write_with_encoder(JpegEncoder::new_with_quality(&mut buf, quality)).context("JPEG encoding failed")?;

@@ -170,7 +170,8 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
                     counts.pixels[0] += 1;
                     no_hair[i] = true;
                     let albedo = if what == MarkerHit::Ink { [0.03, 0.03, 0.035] } else { [0.78, 0.78, 0.76] };
-                    img[i] = shade(albedo, marker.as_ref().map_or(v3(0.0, 0.0, 1.0), |m| m.normal), view_dir, light, scene, 0.05, 20.0, 1.0);
+                    img[i] =
+                        shade(albedo, marker.as_ref().map_or(v3(0.0, 0.0, 1.0), |m| m.normal), view_dir, light, scene, 0.05, 20.0, 1.0);
                     continue;
                 }
             }
@@ -240,7 +241,11 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
     counts.marker = marker.as_ref().and_then(|m| {
         let (x, y) = cam.project(m.centre)?;
         let depth = cam.depth(m.centre) as f64;
-        Some(MarkerTruth { side_cm: m.side as f64, centre_px: [x as f64, y as f64], px_per_cm: ((cam.fx as f64 * cam.fy as f64).sqrt()) / depth })
+        Some(MarkerTruth {
+            side_cm: m.side as f64,
+            centre_px: [x as f64, y as f64],
+            px_per_cm: ((cam.fx as f64 * cam.fy as f64).sqrt()) / depth,
+        })
     });
     counts.whole_scalp_cm2 = whole_scalp_cm2(&head, &field, &scars, hairline_phase);
     draw_strands(&mut img, &no_hair, n, &follicles, scene, &head, &cam, light, &mut rng.fork(12));
@@ -287,7 +292,8 @@ fn whole_scalp_cm2(head: &Ellipsoid, field: &DensityField, scars: &[ScarShape], 
             let (sa, ca) = (az.to_radians().sin(), az.to_radians().cos());
             let p = head.point(ScalpPos::dir(polar, az));
             let pos = ScalpPos::of(head, p);
-            let wiggle = 1.4 * (pos.azimuth.to_radians() * 5.0 + hairline_phase[0]).sin() + 0.7 * (pos.azimuth.to_radians() * 13.0 + hairline_phase[1]).sin();
+            let wiggle = 1.4 * (pos.azimuth.to_radians() * 5.0 + hairline_phase[0]).sin()
+                + 0.7 * (pos.azimuth.to_radians() * 13.0 + hairline_phase[1]).sin();
             if !(pos.polar < hairline_polar(pos.from_front) + wiggle && !in_ear(&pos)) {
                 continue;
             }
@@ -317,7 +323,13 @@ fn face_albedo(pos: &ScalpPos, skin: [f32; 3], brow: [f32; 3]) -> [f32; 3] {
         // Ear: a redder helix with a shadowed rim and a dark concha inside.
         let e = ear_ellipse(pos);
         let c = ((pos.polar - 116.0) / 8.0).powi(2) + ((pos.from_front - 96.0) / 4.5).powi(2);
-        let k = if c < 1.0 { 0.35 + 0.3 * c } else if e > 0.8 { 0.6 } else { 1.0 };
+        let k = if c < 1.0 {
+            0.35 + 0.3 * c
+        } else if e > 0.8 {
+            0.6
+        } else {
+            1.0
+        };
         return [skin[0] * k * 1.08, skin[1] * k * 0.88, skin[2] * k * 0.88];
     }
     if pos.from_front < 45.0 {
@@ -379,6 +391,8 @@ fn background(scene: &Scene, n: usize) -> Buf {
         let col = muted(&mut r);
         let (cx, cy) = (r.range(-0.1, 1.1) * n as f32, r.range(-0.1, 1.1) * n as f32);
         let (hw, hh) = (r.range(0.02, 0.4) * n as f32, r.range(0.02, 0.4) * n as f32);
+        // 3.14, not PI: the renders (and the training data's hash) depend on this exact bound.
+        #[allow(clippy::approx_constant)]
         let rot = if r.chance(0.6) { 0.0 } else { r.range(0.0, 3.14) };
         let (sn, cs) = rot.sin_cos();
         let kind = r.below(3); // 0 box, 1 ellipse, 2 striped box (fabric, blinds)
@@ -412,13 +426,29 @@ fn background(scene: &Scene, n: usize) -> Buf {
 /// Grows each follicle into a strand along the flow from the crown whorl and draws it
 /// anti-aliased into the linear image.
 #[allow(clippy::too_many_arguments)]
-fn draw_strands(img: &mut Buf, no_hair: &[bool], n: usize, follicles: &[Follicle], scene: &Scene, head: &Ellipsoid, cam: &Camera, light: V3, r: &mut Rng) {
+fn draw_strands(
+    img: &mut Buf,
+    no_hair: &[bool],
+    n: usize,
+    follicles: &[Follicle],
+    scene: &Scene,
+    head: &Ellipsoid,
+    cam: &Camera,
+    light: V3,
+    r: &mut Rng,
+) {
     let h = &scene.hair;
     let whorl = ScalpPos::dir(h.whorl_polar_deg, h.whorl_azimuth_deg);
     let base = h.colour.lab();
     let pigment = lab_to_linear(base[0], base[1], base[2]);
     let white = lab_to_linear(HairColour::White.lab()[0], 0.0, 4.0);
-    let elevation: f32 = if h.length_cm < 0.3 { 0.9 } else if h.length_cm < 1.5 { 0.5 } else { 0.22 };
+    let elevation: f32 = if h.length_cm < 0.3 {
+        0.9
+    } else if h.length_cm < 1.5 {
+        0.5
+    } else {
+        0.22
+    };
     let l = &scene.light;
     let mut pts: Vec<(f32, f32)> = Vec::with_capacity(9);
     for f in follicles {

@@ -82,7 +82,10 @@ impl<'a> ScarShape<'a> {
                 let ang = q.dot(e2).atan2(q.dot(e1));
                 let k = &s.shape;
                 let r = s.size_cm
-                    * (1.0 + 0.28 * (2.0 * ang + 6.3 * k[2]).sin() + 0.15 * (3.0 * ang + 6.3 * k[3]).sin() + 0.08 * (5.0 * ang + 6.3 * k[4]).sin())
+                    * (1.0
+                        + 0.28 * (2.0 * ang + 6.3 * k[2]).sin()
+                        + 0.15 * (3.0 * ang + 6.3 * k[3]).sin()
+                        + 0.08 * (5.0 * ang + 6.3 * k[4]).sin())
                     * (0.75 + 0.25 * k[5]);
                 dist < r
             }
@@ -102,7 +105,18 @@ mod tests {
     use crate::synth::pattern::map_pos;
 
     fn scar(kind: ScarKind) -> Scar {
-        Scar { kind, polar_deg: 105.0, azimuth_deg: 60.0, size_cm: 0.3, count: 400, lighter_l: 10.0, pinker_a: 5.0, shiny: false, shape: [0.0; 6], seed: 1 }
+        Scar {
+            kind,
+            polar_deg: 105.0,
+            azimuth_deg: 60.0,
+            size_cm: 0.3,
+            count: 400,
+            lighter_l: 10.0,
+            pinker_a: 5.0,
+            shiny: false,
+            shape: [0.0; 6],
+            seed: 1,
+        }
     }
 
     fn pos(polar: f32, az: f32) -> ScalpPos {

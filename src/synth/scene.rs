@@ -291,7 +291,22 @@ impl Scene {
         let background_blur_px = if r.chance(0.5) { r.range(0.8, 3.0) } else { 0.0 };
         // Its own stream, so asking for a marker changes nothing else in the scene.
         let marker = ov.marker.then(|| sample_marker(&mut rng.fork(16), &camera));
-        Scene { view, pattern, head_radii_cm, skin, hair, scars, light, camera, defects, clothes_lab, background_seed, background_blur_px, detail_seed, marker }
+        Scene {
+            view,
+            pattern,
+            head_radii_cm,
+            skin,
+            hair,
+            scars,
+            light,
+            camera,
+            defects,
+            clothes_lab,
+            background_seed,
+            background_blur_px,
+            detail_seed,
+            marker,
+        }
     }
 }
 
@@ -510,7 +525,14 @@ mod tests {
 
     #[test]
     fn overrides_are_honoured_and_sampling_is_deterministic() {
-        let ov = Overrides { view: Some(View::Back), pattern: Some(PatternKind::Ludwig), skin: Some(ItaClass::Dark), hair: None, scar: Some(ScarKind::Fut), marker: false };
+        let ov = Overrides {
+            view: Some(View::Back),
+            pattern: Some(PatternKind::Ludwig),
+            skin: Some(ItaClass::Dark),
+            hair: None,
+            scar: Some(ScarKind::Fut),
+            marker: false,
+        };
         let a = Scene::sample(&mut Rng::new(5), &ov);
         let b = Scene::sample(&mut Rng::new(5), &ov);
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
