@@ -19,7 +19,8 @@ from scipy import ndimage, stats
 
 from . import contract
 from .data import load_synth, normalise, prepare_photo
-from .real_labels import persons_labelled_in, read_rows
+from .real_labels import IGNORE, persons_labelled_in, read_rows
+from .real_labels import mask as label_mask
 
 # Colour-blind-safe palette (Okabe-Ito) for the contact sheet: background transparent.
 PALETTE = np.array([[0, 0, 0], [0, 158, 115], [240, 228, 66], [213, 94, 0], [204, 121, 167]], np.uint8)
@@ -93,9 +94,10 @@ def synthetic(sess, folder):
     }
 
 
-def real(sess, folder, sheet_path, held_out_of=None):
+def real(sess, folder, sheet_path, held_out_of=None, label_files=()):
     """Real-photo figures; with `held_out_of` (a real_labels.json the model trained on), only
-    on the men that file does not label, so no figure comes from a photo the model saw."""
+    on the men that file does not label, so no figure comes from a photo the model saw. With
+    `label_files`, also the agreement with the coarse labels on the photos they cover."""
     rows = read_rows(folder)
     excluded = persons_labelled_in(held_out_of, rows) if held_out_of else []
     rows = [r for r in rows if r["person"] not in excluded]
@@ -111,9 +113,57 @@ def real(sess, folder, sheet_path, held_out_of=None):
               "per_photo": [{"file": r["file"], "person": r["person"], "view": v, "norwood": int(n),
                              "loss_fraction": float(o), "baseline": float(b)}
                             for r, v, n, o, b in zip(rows, views, norwood, ours, base)]}
+    agreement = against_labels(pred, photos, rows, base, label_files) if label_files else None
+    if agreement:
+        result["against_labels"] = agreement
     if sheet_path:
         contact_sheet(photos, pred, rows, ours, sheet_path)
     return result
+
+
+def against_labels(pred, photos, rows, base, label_files):
+    """The model against the coarse real labels (real_labels.py), on the labelled pixels of the
+    evaluated photos that some label file covers: per-class IoU, the per-photo error of the
+    loss fraction, and the same Spearman figures computed from the labels' own loss fractions.
+    The last is what a model that drew exactly the labels would score: a ceiling that the
+    Norwood level, a per-man grade from five views, puts on a per-photo rank figure."""
+    spec = {}
+    for f in label_files:
+        spec.update(json.loads(Path(f).read_text())["photos"])
+    keep = [i for i, r in enumerate(rows) if r["file"] in spec]
+    if not keep:
+        return None
+    k = len(contract.CLASSES)
+    cm = np.zeros((k, k), np.int64)
+    ours, truth = [], []
+    for i in keep:
+        lab = label_mask(photos[i], spec[rows[i]["file"]])
+        known = lab != IGNORE
+        cm += np.bincount(lab[known].astype(np.int64) * k + pred[i][known], minlength=k * k).reshape(k, k)
+        ours.append(labelled_loss_fraction(pred[i][known], lab[known] > 0))
+        truth.append(labelled_loss_fraction(lab[known], lab[known] > 0))
+    inter = np.diag(cm).astype(float)
+    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    present = cm.sum(1) > 0  # scars are never labelled on these photos
+    iou = {c: float(inter[j] / union[j]) for j, c in enumerate(contract.CLASSES) if present[j]}
+    ours, truth = np.array(ours), np.array(truth)
+    sub = lambda key: np.array([rows[i][key] for i in keep])
+    ceiling = correlations(truth, base[keep], sub("norwood").astype(int), np.char.lower(sub("view")), sub("person"))
+    return {"photos": len(keep), "persons": len(set(sub("person"))),
+            "labelled_pixel_share": float(cm.sum() / (len(keep) * pred.shape[1] * pred.shape[2])),
+            "iou": iou, "miou_labelled_classes": float(np.mean(list(iou.values()))),
+            "pixel_accuracy": float(inter.sum() / max(cm.sum(), 1)), "confusion": cm.tolist(),
+            "loss_fraction_mae": float(np.mean(np.abs(ours - truth))),
+            "loss_fraction_bias": float(np.mean(ours - truth)),
+            "labels_as_model": ceiling}
+
+
+def labelled_loss_fraction(classes, scalp_truth):
+    """(thinning + bare) share of the pixels the labels call scalp, as `loss_fraction` counts
+    loss: the model's fraction measured on the labels' scalp, so both share one denominator."""
+    n = int(scalp_truth.sum())
+    c = classes[scalp_truth]
+    return float(((c == 2) | (c == 3)).sum() / n) if n else 0.0
 
 
 def correlations(ours, base, norwood, views, persons):
@@ -213,6 +263,8 @@ def main():
     ap.add_argument("--sheet", default="out/real_contact_sheet.png")
     ap.add_argument("--held-out-of", default=None,
                     help="real_labels.json the model trained on: real figures only on the men it does not label")
+    ap.add_argument("--labels", nargs="*", default=["real_labels.json", "real_labels_other.json"],
+                    help="coarse real labels to compare with (on held-out men only); none to skip")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.pool:
@@ -226,7 +278,7 @@ def main():
     sess = session(a.model)
     result = {"synthetic": synthetic(sess, a.val)}
     if (Path(a.real) / "labels.csv").exists():
-        result["real"] = real(sess, a.real, a.sheet, a.held_out_of)
+        result["real"] = real(sess, a.real, a.sheet, a.held_out_of, [f for f in a.labels if Path(f).exists()])
     else:
         print(f"real photos not found at {a.real}: skipping the real-photo check")
     result["speed"] = timings(a.model)
