@@ -63,9 +63,16 @@ def labels_section(lab):
         "| " + " | ".join(f3(v) for v in iou.values())
         + f" | **{f3(lab['miou_labelled_classes'])}** | {f3(lab['pixel_accuracy'])} | {f3(lab['loss_fraction_mae'])} | {lab['loss_fraction_bias']:+.3f} |",
         "",
-        "The loss fractions here are both taken over the pixels the labels call scalp.",
+        "The loss fractions here are both taken over the pixels the labels call scalp, so they leave out",
+        "skin outside the scalp read as loss, which the product's own fraction counts (it is the main error",
+        "of side views). By view, as shares of the labelled pixels, the errors that move the loss fraction:",
         "",
-    ]
+        "| view | pixel accuracy | background read as loss | loss read as hair | hair read as loss | background read as hair |",
+        "|---|---|---|---|---|---|",
+    ] + [
+        f"| {v} | {f3(x['pixel_accuracy'])} | {x['background_as_loss']:.2f} | {x['loss_as_hair']:.2f} | {x['hair_as_loss']:.2f} | {x['background_as_hair']:.2f} |"
+        for v, x in lab.get("per_view", {}).items()
+    ] + [""]
 
 
 def write(model, train, check, ev, out, command, crosscheck=None):

@@ -135,11 +135,15 @@ def against_labels(pred, photos, rows, base, label_files):
         return None
     k = len(contract.CLASSES)
     cm = np.zeros((k, k), np.int64)
+    by_view = {}
     ours, truth = [], []
     for i in keep:
         lab = label_mask(photos[i], spec[rows[i]["file"]])
         known = lab != IGNORE
-        cm += np.bincount(lab[known].astype(np.int64) * k + pred[i][known], minlength=k * k).reshape(k, k)
+        one = np.bincount(lab[known].astype(np.int64) * k + pred[i][known], minlength=k * k).reshape(k, k)
+        cm += one
+        view = rows[i]["view"].lower()
+        by_view[view] = by_view.get(view, 0) + one
         ours.append(labelled_loss_fraction(pred[i][known], lab[known] > 0))
         truth.append(labelled_loss_fraction(lab[known], lab[known] > 0))
     inter = np.diag(cm).astype(float)
@@ -155,7 +159,21 @@ def against_labels(pred, photos, rows, base, label_files):
             "pixel_accuracy": float(inter.sum() / max(cm.sum(), 1)), "confusion": cm.tolist(),
             "loss_fraction_mae": float(np.mean(np.abs(ours - truth))),
             "loss_fraction_bias": float(np.mean(ours - truth)),
+            "per_view": {v: error_shares(m) for v, m in sorted(by_view.items())},
             "labels_as_model": ceiling}
+
+
+def error_shares(cm):
+    """The errors that move the loss fraction, as shares of a confusion matrix's labelled
+    pixels: background (face, neck, backdrop) read as loss, loss read as hair, and the reverse."""
+    tot = max(int(cm.sum()), 1)
+    loss = [contract.CLASSES.index("thinning"), contract.CLASSES.index("bare")]
+    bg, hair = contract.CLASSES.index("background"), contract.CLASSES.index("hair")
+    return {"pixel_accuracy": float(np.trace(cm) / tot),
+            "background_as_loss": float(cm[bg, loss].sum() / tot),
+            "loss_as_hair": float(cm[loss, hair].sum() / tot),
+            "hair_as_loss": float(cm[hair, loss].sum() / tot),
+            "background_as_hair": float(cm[bg, hair] / tot)}
 
 
 def labelled_loss_fraction(classes, scalp_truth):
