@@ -21,12 +21,19 @@ RESIZE_RULE = (
 MODEL_VERSION = "0.1.1"
 # A model trained with the real labels (train.py --real-labels) is the 0.3.0 recipe.
 REAL_LABELS_VERSION = "0.3.0"
+# The U-Net's channels per level in 0.1.x (model.UNet); other widths are the 0.4.0 recipe.
+DEFAULT_WIDTHS = (16, 32, 64, 96)
+WIDTHS_VERSION = "0.4.0"
 OPSET = 17
 
 
 def version_for(train_info):
     """The version a trained model is exported and described as."""
-    return REAL_LABELS_VERSION if train_info.get("real_labels") else MODEL_VERSION
+    if train_info.get("real_labels"):
+        return REAL_LABELS_VERSION
+    if tuple(train_info.get("widths", DEFAULT_WIDTHS)) != DEFAULT_WIDTHS:
+        return WIDTHS_VERSION
+    return MODEL_VERSION
 
 
 def training_data_sha256(train_info):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_synth, normalise
-from .model import UNet, param_count
+from .model import DEFAULT_WIDTHS, UNet, param_count
 from .real_labels import IGNORE
 
 # Scar and thinning are rarer and matter more to a treatment plan than background. These are
@@ -177,7 +177,7 @@ def mix_real(rng, idx, n_synth, n_real, real_p):
 
 
 def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
-          real=None, real_p=0.0, log_every=50):
+          real=None, real_p=0.0, widths=DEFAULT_WIDTHS, log_every=50):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
@@ -194,7 +194,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
         density = np.concatenate([density, np.full(r_masks.shape, np.nan, np.float32)])
         real_info = {"photos": len(r_photos), "persons": sorted(set(r_persons)), "sha256": r_digest, "share": real_p}
     focus = focus_index(labels) if focus_p > 0 else None
-    net = UNet().to(memory_format=torch.channels_last)
+    net = UNet(widths).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     class_weights = list(CLASS_WEIGHTS)
@@ -232,7 +232,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
             print(f"step {step}/{steps} ce {ce_v:.4f} dens {dl_v:.4f} {el:.0f}s ({(step + 1) * batch / el:.1f} img/s)", flush=True)
     return net, {"data_sha256": digest, "images": n_synth, "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
-                 "params": param_count(net), "class_weights": class_weights,
+                 "params": param_count(net), "widths": list(widths), "class_weights": class_weights,
                  "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
                  "real_labels": real_info}
 
@@ -253,13 +253,15 @@ def main():
     ap.add_argument("--real-labels", default=None, help="coarse labels on real photos (real_labels.json)")
     ap.add_argument("--real", default="../../shared/real/uze-dev", help="folder of the labelled real photos")
     ap.add_argument("--real-p", type=float, default=0.0, help="share of batch items drawn from the labelled real photos")
+    ap.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
+                    help="channels per U-Net level, the last the bottleneck; one more level, one more halving")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     real = (a.real, a.real_labels) if a.real_labels else None
     net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture,
-                      real, a.real_p)
+                      real, a.real_p, tuple(int(w) for w in a.widths.split(",")))
     torch.save(net.state_dict(), a.out)
     with open(a.out + ".json", "w") as f:
         json.dump(info, f, indent=1)
