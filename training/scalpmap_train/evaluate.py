@@ -45,18 +45,32 @@ def predict(sess, photos_uint8):
     return np.stack(classes), np.stack(dens)
 
 
-def iou_table(pred, truth, k=len(contract.CLASSES)):
-    cm = np.bincount(truth.ravel().astype(np.int64) * k + pred.ravel(), minlength=k * k).reshape(k, k)
+# The classes a loss fraction counts as loss.
+LOSS = [contract.CLASSES.index("thinning"), contract.CLASSES.index("bare")]
+
+
+def confusion(pred, truth, k=len(contract.CLASSES)):
+    """Pixel counts, rows truth and columns prediction."""
+    return np.bincount(truth.ravel().astype(np.int64) * k + pred.ravel(), minlength=k * k).reshape(k, k)
+
+
+def ious(cm):
+    """Per-class IoU from a confusion matrix; NaN for a class neither drawn nor predicted."""
     inter = np.diag(cm).astype(np.float64)
     union = cm.sum(0) + cm.sum(1) - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    return {c: float(v) for c, v in zip(contract.CLASSES, iou)}, cm
+    return {c: float(v) for c, v in zip(contract.CLASSES, iou)}
+
+
+def iou_table(pred, truth):
+    cm = confusion(pred, truth)
+    return ious(cm), cm
 
 
 def loss_fraction(classes):
     """(thinning + bare) / scalp pixels, scalp = every class but background."""
     scalp = (classes > 0).sum()
-    return float(((classes == 2) | (classes == 3)).sum() / scalp) if scalp else 0.0
+    return float(np.isin(classes, LOSS).sum() / scalp) if scalp else 0.0
 
 
 def baseline_fraction(photo_uint8):
@@ -133,30 +147,25 @@ def against_labels(pred, photos, rows, base, label_files):
     keep = [i for i, r in enumerate(rows) if r["file"] in spec]
     if not keep:
         return None
-    k = len(contract.CLASSES)
-    cm = np.zeros((k, k), np.int64)
     by_view = {}
     ours, truth = [], []
     for i in keep:
         lab = label_mask(photos[i], spec[rows[i]["file"]])
         known = lab != IGNORE
-        one = np.bincount(lab[known].astype(np.int64) * k + pred[i][known], minlength=k * k).reshape(k, k)
-        cm += one
         view = rows[i]["view"].lower()
-        by_view[view] = by_view.get(view, 0) + one
+        by_view[view] = by_view.get(view, 0) + confusion(pred[i][known], lab[known])
         ours.append(labelled_loss_fraction(pred[i][known], lab[known] > 0))
         truth.append(labelled_loss_fraction(lab[known], lab[known] > 0))
-    inter = np.diag(cm).astype(float)
-    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    cm = sum(by_view.values())
     present = cm.sum(1) > 0  # scars are never labelled on these photos
-    iou = {c: float(inter[j] / union[j]) for j, c in enumerate(contract.CLASSES) if present[j]}
+    iou = {c: v for j, (c, v) in enumerate(ious(cm).items()) if present[j]}
     ours, truth = np.array(ours), np.array(truth)
     sub = lambda key: np.array([rows[i][key] for i in keep])
     ceiling = correlations(truth, base[keep], sub("norwood").astype(int), np.char.lower(sub("view")), sub("person"))
     return {"photos": len(keep), "persons": len(set(sub("person"))),
             "labelled_pixel_share": float(cm.sum() / (len(keep) * pred.shape[1] * pred.shape[2])),
             "iou": iou, "miou_labelled_classes": float(np.mean(list(iou.values()))),
-            "pixel_accuracy": float(inter.sum() / max(cm.sum(), 1)), "confusion": cm.tolist(),
+            "pixel_accuracy": float(np.trace(cm) / max(cm.sum(), 1)), "confusion": cm.tolist(),
             "loss_fraction_mae": float(np.mean(np.abs(ours - truth))),
             "loss_fraction_bias": float(np.mean(ours - truth)),
             "per_view": {v: error_shares(m) for v, m in sorted(by_view.items())},
@@ -167,12 +176,11 @@ def error_shares(cm):
     """The errors that move the loss fraction, as shares of a confusion matrix's labelled
     pixels: background (face, neck, backdrop) read as loss, loss read as hair, and the reverse."""
     tot = max(int(cm.sum()), 1)
-    loss = [contract.CLASSES.index("thinning"), contract.CLASSES.index("bare")]
     bg, hair = contract.CLASSES.index("background"), contract.CLASSES.index("hair")
     return {"pixel_accuracy": float(np.trace(cm) / tot),
-            "background_as_loss": float(cm[bg, loss].sum() / tot),
-            "loss_as_hair": float(cm[loss, hair].sum() / tot),
-            "hair_as_loss": float(cm[hair, loss].sum() / tot),
+            "background_as_loss": float(cm[bg, LOSS].sum() / tot),
+            "loss_as_hair": float(cm[LOSS, hair].sum() / tot),
+            "hair_as_loss": float(cm[hair, LOSS].sum() / tot),
             "background_as_hair": float(cm[bg, hair] / tot)}
 
 
@@ -180,8 +188,7 @@ def labelled_loss_fraction(classes, scalp_truth):
     """(thinning + bare) share of the pixels the labels call scalp, as `loss_fraction` counts
     loss: the model's fraction measured on the labels' scalp, so both share one denominator."""
     n = int(scalp_truth.sum())
-    c = classes[scalp_truth]
-    return float(((c == 2) | (c == 3)).sum() / n) if n else 0.0
+    return float(np.isin(classes[scalp_truth], LOSS).sum() / n) if n else 0.0
 
 
 def correlations(ours, base, norwood, views, persons):

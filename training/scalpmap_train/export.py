@@ -15,7 +15,7 @@ import onnx
 import torch
 
 from . import contract
-from .model import DEFAULT_WIDTHS, Exported, UNet, fold_batchnorm
+from .model import Exported, UNet, fold_batchnorm
 
 # The softmax is written out (see model.Exported): tract runs these far faster than Softmax.
 # Constant holds the reduction axes.
@@ -24,7 +24,7 @@ TOLERANCE = 1e-4
 
 
 def export(state_path, out_path, train_info):
-    widths = tuple(train_info.get("widths", DEFAULT_WIDTHS))
+    widths = tuple(train_info.get("widths", contract.DEFAULT_WIDTHS))
     net = UNet(widths)
     net.load_state_dict(torch.load(state_path, map_location="cpu"))
     net.eval()
