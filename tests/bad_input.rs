@@ -449,33 +449,28 @@ fn an_interrupted_run_leaves_only_whole_files_and_resume_finishes_it() {
         }
     }
     eprintln!("{done} of 24 reports were written before the kill");
+    // `analyze --resume` into the same folder must succeed; the summary it wrote.
+    let resume = |extra: &[&str]| -> Summary {
+        let o = assert_cmd::Command::cargo_bin("scalpmap")
+            .unwrap()
+            .arg("analyze")
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .args(["--backend", "tract", "--resume"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+    };
     // --resume skips what is done, finishes the rest and clears the dead run's temporaries.
-    let o = assert_cmd::Command::cargo_bin("scalpmap")
-        .unwrap()
-        .arg("analyze")
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .args(["--backend", "tract", "--jobs", "2", "--resume"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    let s: Summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let s = resume(&["--jobs", "2"]);
     assert_eq!((s.analysed, s.failed, s.skipped), (24, 0, done));
     assert!(std::fs::read_dir(&out).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains(".tmp-")));
     // A changed photo is analysed again; the others stay skipped.
     std::fs::write(input.join("p00.jpg"), std::fs::read(repo().join("samples/synth-2026-00050.jpg")).unwrap()).unwrap();
-    let o = assert_cmd::Command::cargo_bin("scalpmap")
-        .unwrap()
-        .arg("analyze")
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .args(["--backend", "tract", "--resume"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    let s: Summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let s = resume(&[]);
     assert_eq!(s.skipped, 23);
     let row = s.rows.iter().find(|r| r.file.ends_with("p00.jpg")).unwrap();
     assert_eq!(row.status, "ok");
