@@ -40,6 +40,15 @@ def spearman(a, b):
     return cov / (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
 
 
+def has_scar_rule(report):
+    """Whether a patient report's plan adds sessions for scars anywhere in it."""
+    if isinstance(report, dict):
+        return report.get("rule") == "scars" or any(has_scar_rule(v) for v in report.values())
+    if isinstance(report, list):
+        return any(has_scar_rule(v) for v in report)
+    return False
+
+
 def main():
     real = sys.argv[1] if len(sys.argv) > 1 else "../shared/real/uze-dev"
     labels = os.path.join(real, "labels.csv")
@@ -64,16 +73,20 @@ def main():
         out = os.path.join(tmp, "out")
         extra = os.environ.get("SCALPMAP_ARGS", "").split()  # e.g. "--model OTHER.onnx"
         subprocess.run(["target/release/scalpmap", "plan", "--manifest", manifest, "--out", out, *extra], check=True)
-        pairs = []
+        pairs, scarred = [], []
         for name in sorted(os.listdir(os.path.join(out, "patients"))):
             if name.endswith(".json"):
                 r = json.load(open(os.path.join(out, "patients", name)))
+                if has_scar_rule(r):
+                    scarred.append(r["patient"])
                 stage = r["assessment"]["stage"]
                 if stage["scale"] == "hamilton-norwood":
                     pairs.append((norwood[r["patient"]], ROMAN[stage["stage"]]))
     labels_, est = [p[0] for p in pairs], [p[1] for p in pairs]
     print(f"{len(pairs)} patients staged Norwood: Spearman {spearman(labels_, est):.3f}, "
           f"exact {sum(a == b for a, b in pairs)}, within one stage {sum(abs(a - b) <= 1 for a, b in pairs)}")
+    # None of these men is known to have a scar: every plan that adds the scar session is a false scar.
+    print(f"plans with a scar session: {len(scarred)} of {len(norwood)} patients" + (f" ({', '.join(scarred)})" if scarred else ""))
 
 
 if __name__ == "__main__":

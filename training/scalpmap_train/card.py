@@ -75,6 +75,14 @@ def labels_section(lab):
     ] + [""]
 
 
+def scar_lines(sp):
+    """Scars as a plan sees them: renders where a scar region survives the analyser's clean-up."""
+    if not sp:
+        return []
+    return [f"Scars as a plan sees them (a scar region the analyser's clean-up keeps): found on {sp['found']} of the "
+            f"{sp['with_scar']} renders that show a scar, drawn on {sp['false']} of the {sp['without_scar']} that show none."]
+
+
 def write(model, train, check, ev, out, command, crosscheck=None):
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
     size = os.path.getsize(model)
@@ -125,6 +133,9 @@ def write(model, train, check, ev, out, command, crosscheck=None):
         "",
         f"Pixel accuracy {f3(s['pixel_accuracy'])}; density mean absolute error on scalp {s['density_mae_per_cm2_on_scalp']:.1f} hairs/cm²;",
         f"(thinning + bare) / scalp fraction per photo: mean absolute error {f3(s['loss_fraction_mae'])}, Pearson r {f3(s['loss_fraction_pearson'])}.",
+    ]
+    lines += scar_lines(s.get("scar_photos"))
+    lines += [
         "Confusion matrix (rows truth, columns prediction, order as the classes):",
         "",
         "```",
@@ -175,6 +186,13 @@ def write(model, train, check, ev, out, command, crosscheck=None):
         lines.append(row("**top-down + back**", r["top_down_and_back"], bold=True, label=pick("top_down_and_back")))
         lines.append(row("all", r["all_views"], label=pick("all_views")))
         lines.append("")
+        if "photos_with_scar" in r:
+            lines += [
+                f"False scars: none of these men is known to have a scar, and {r['photos_with_scar']} of the {r['photos']} photos' maps",
+                "keep a scar region that the analyser's clean-up would not remove (each would add a scar session to",
+                "the man's plan; `real_plan_check.py` counts the plans).",
+                "",
+            ]
         if lab:
             lines += labels_section(lab)
         if crosscheck:

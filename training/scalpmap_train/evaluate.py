@@ -95,6 +95,8 @@ def synthetic(sess, folder):
     scalp = labels > 0
     true_frac = [loss_fraction(l) for l in labels]
     pred_frac = [loss_fraction(p) for p in pred]
+    scarred = np.array([(l == contract.CLASSES.index("scar")).any() for l in labels])
+    found = np.array([has_scar_region(p) for p in pred])
     return {
         "images": len(photos),
         "seeds": sorted({m["seed"] for m in meta}),
@@ -105,6 +107,9 @@ def synthetic(sess, folder):
         "density_mae_per_cm2_on_scalp": float(np.abs(dens[scalp] - density[scalp] * contract.DENSITY_UNIT).mean()),
         "loss_fraction_mae": float(np.mean(np.abs(np.array(true_frac) - np.array(pred_frac)))),
         "loss_fraction_pearson": float(stats.pearsonr(true_frac, pred_frac)[0]),
+        # What a plan sees: photos where a scar region survives the analyser's clean-up.
+        "scar_photos": {"with_scar": int(scarred.sum()), "found": int((found & scarred).sum()),
+                        "without_scar": int((~scarred).sum()), "false": int((found & ~scarred).sum())},
     }
 
 
@@ -124,6 +129,7 @@ def real(sess, folder, sheet_path, held_out_of=None, label_files=()):
     persons = np.array([r["person"] for r in rows])
     result = {"photos": len(rows), "persons": len(set(persons)), "excluded_persons": excluded,
               **correlations(ours, base, norwood, views, persons),
+              "photos_with_scar": sum(has_scar_region(p) for p in pred),
               "per_photo": [{"file": r["file"], "person": r["person"], "view": v, "norwood": int(n),
                              "loss_fraction": float(o), "baseline": float(b)}
                             for r, v, n, o, b in zip(rows, views, norwood, ours, base)]}
@@ -133,6 +139,19 @@ def real(sess, folder, sheet_path, held_out_of=None, label_files=()):
     if sheet_path:
         contact_sheet(photos, pred, rows, ours, sheet_path)
     return result
+
+
+# The analyser's clean-up folds regions under 0.05 % of the map into their surroundings
+# (analyze.rs, min_region_fraction when a photo has no scale).
+MIN_REGION = round(0.0005 * contract.INPUT_SIZE ** 2)
+
+
+def has_scar_region(classes):
+    """Whether a class map keeps a scar region the analyser's clean-up would not remove. None of
+    the real men is known to have a scar, so on them every such photo is a false scar, and one
+    adds a session to the patient's plan."""
+    regions, n = ndimage.label(classes == contract.CLASSES.index("scar"))
+    return bool(n) and int(np.bincount(regions.ravel())[1:].max()) >= MIN_REGION
 
 
 def against_labels(pred, photos, rows, base, label_files):

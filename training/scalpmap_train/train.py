@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import contract
 from .data import load_synth, normalise
 from .model import DEFAULT_WIDTHS, UNet, param_count
 from .real_labels import IGNORE
@@ -177,7 +178,7 @@ def mix_real(rng, idx, n_synth, n_real, real_p):
 
 
 def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
-          real=None, real_p=0.0, widths=DEFAULT_WIDTHS, log_every=50):
+          real=None, real_p=0.0, widths=DEFAULT_WIDTHS, class_weights=CLASS_WEIGHTS, log_every=50):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
@@ -197,7 +198,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     net = UNet(widths).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    class_weights = list(CLASS_WEIGHTS)
+    class_weights = list(class_weights)
     if bg_weight is not None:
         class_weights[0] = bg_weight
     weights = torch.tensor(class_weights)
@@ -249,7 +250,9 @@ def main():
     ap.add_argument("--focus-p", type=float, default=0.0, help="share of crops centred on a rare class")
     ap.add_argument("--style", action="store_true", help="style randomisation (see restyle)")
     ap.add_argument("--texture", action="store_true", help="skin texture on non-hair pixels (see skin_texture)")
-    ap.add_argument("--bg-weight", type=float, default=None, help="background class weight (default CLASS_WEIGHTS)")
+    ap.add_argument("--class-weights", default=",".join(map(str, CLASS_WEIGHTS)),
+                    help="cross-entropy weight per class, in the contract's class order")
+    ap.add_argument("--bg-weight", type=float, default=None, help="background class weight (overrides --class-weights)")
     ap.add_argument("--real-labels", default=None, help="coarse labels on real photos (real_labels.json)")
     ap.add_argument("--real", default="../../shared/real/uze-dev", help="folder of the labelled real photos")
     ap.add_argument("--real-p", type=float, default=0.0, help="share of batch items drawn from the labelled real photos")
@@ -258,10 +261,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    weights = [float(w) for w in a.class_weights.split(",")]
+    if len(weights) != len(contract.CLASSES):
+        ap.error(f"--class-weights needs {len(contract.CLASSES)} numbers ({', '.join(contract.CLASSES)})")
     torch.set_num_threads(a.threads)
     real = (a.real, a.real_labels) if a.real_labels else None
     net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture,
-                      real, a.real_p, tuple(int(w) for w in a.widths.split(",")))
+                      real, a.real_p, tuple(int(w) for w in a.widths.split(",")),
+                      weights)
     torch.save(net.state_dict(), a.out)
     with open(a.out + ".json", "w") as f:
         json.dump(info, f, indent=1)
