@@ -34,7 +34,7 @@ fi
 "$PY" -m scalpmap_train.train --data data/train --steps "$STEPS" "${real_train[@]}" --out out/model.pt
 "$PY" -m scalpmap_train.export --state out/model.pt --out ../models/scalpmap-seg.onnx
 mv ../models/scalpmap-seg.onnx.check.json out/export_check.json
-"$PY" -m scalpmap_train.evaluate --model ../models/scalpmap-seg.onnx --val data/val --out out/eval.json \
+"$PY" -m scalpmap_train.evaluate --model ../models/scalpmap-seg.onnx --val data/val --fit data/train --out out/eval.json \
     "${real_eval[@]}" --sheet out/real_contact_sheet.png
 
 cross=()

@@ -83,6 +83,15 @@ def scar_lines(sp):
             f"{sp['with_scar']} renders that show a scar, drawn on {sp['false']} of the {sp['without_scar']} that show none."]
 
 
+def fit_lines(fit, unseen):
+    """Fit against unseen renders: the same mIoU on renders of the training folder."""
+    if not fit:
+        return []
+    verdict = ("no better than on unseen renders: the network underfits, so more renders cannot help it; capacity and compute can"
+               if fit["miou"] < unseen + 0.02 else "better than on unseen renders")
+    return [f"On every {fit['every']}th render of the training folder ({fit['images']}) mIoU {f3(fit['miou'])}, {verdict}."]
+
+
 def write(model, train, check, ev, out, command, crosscheck=None):
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
     size = os.path.getsize(model)
@@ -135,6 +144,7 @@ def write(model, train, check, ev, out, command, crosscheck=None):
         f"(thinning + bare) / scalp fraction per photo: mean absolute error {f3(s['loss_fraction_mae'])}, Pearson r {f3(s['loss_fraction_pearson'])}.",
     ]
     lines += scar_lines(s.get("scar_photos"))
+    lines += fit_lines(ev.get("fit"), s["miou"])
     lines += [
         "Confusion matrix (rows truth, columns prediction, order as the classes):",
         "",

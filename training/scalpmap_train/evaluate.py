@@ -113,6 +113,16 @@ def synthetic(sess, folder):
     }
 
 
+def fit(sess, folder, every=10):
+    """The same IoU figures on every `every`-th render of the training folder: a model that scores
+    no better on renders it trained on than on unseen ones underfits (more renders cannot help it;
+    capacity and compute can), one that scores much better overfits."""
+    photos, labels, _, _, _ = load_synth(folder)
+    pred, _ = predict(sess, photos[::every])
+    iou, _ = iou_table(pred, labels[::every])
+    return {"images": len(pred), "every": every, "iou": iou, "miou": float(np.nanmean(list(iou.values())))}
+
+
 def real(sess, folder, sheet_path, held_out_of=None, label_files=()):
     """Real-photo figures; with `held_out_of` (a real_labels.json the model trained on), only
     on the men that file does not label, so no figure comes from a photo the model saw. With
@@ -309,6 +319,7 @@ def main():
                     help="real_labels.json the model trained on: real figures only on the men it does not label")
     ap.add_argument("--labels", nargs="*", default=["real_labels.json", "real_labels_other.json"],
                     help="coarse real labels to compare with (on held-out men only); none to skip")
+    ap.add_argument("--fit", default=None, help="the training renders: also score every 10th of them (fit vs unseen)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.pool:
@@ -321,6 +332,8 @@ def main():
         ap.error("--model and --val are required unless --pool is given")
     sess = session(a.model)
     result = {"synthetic": synthetic(sess, a.val)}
+    if a.fit:
+        result["fit"] = fit(sess, a.fit)
     if (Path(a.real) / "labels.csv").exists():
         result["real"] = real(sess, a.real, a.sheet, a.held_out_of, [f for f in a.labels if Path(f).exists()])
     else:
