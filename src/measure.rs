@@ -50,12 +50,17 @@ pub struct Interval {
     pub high: f64,
 }
 
+/// Intervals of independent parts add bound by bound (the widest the sum can be).
+impl std::ops::Add for Interval {
+    type Output = Interval;
+    fn add(self, o: Interval) -> Interval {
+        Interval { value: self.value + o.value, low: self.low + o.low, high: self.high + o.high }
+    }
+}
+
 impl Interval {
     pub fn exact(v: f64) -> Interval {
         Interval { value: v, low: v, high: v }
-    }
-    pub fn add(self, o: Interval) -> Interval {
-        Interval { value: self.value + o.value, low: self.low + o.low, high: self.high + o.high }
     }
     pub fn scale(self, k: f64) -> Interval {
         Interval { value: self.value * k, low: self.low * k, high: self.high * k }

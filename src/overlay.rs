@@ -46,8 +46,8 @@ pub fn render(photo: &RgbImage, size: (u32, u32), map: &ClassMap, zones: &[Zone]
         let c = Class::from_u8(map.get(mx, my)).unwrap_or(Class::Background);
         if c != Class::Background {
             let col = colour(c);
-            for i in 0..3 {
-                px.0[i] = (px.0[i] as f32 * 0.55 + col[i] as f32 * 0.45).round() as u8;
+            for (p, c) in px.0.iter_mut().zip(col) {
+                *p = (*p as f32 * 0.55 + c as f32 * 0.45).round() as u8;
             }
         }
     }

@@ -303,7 +303,7 @@ fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules)
         if measured.is_empty() {
             return (Interval::exact(0.0), "unknown: no SALT view and no scale; name the views or give a scale".into());
         }
-        let sum = measured.iter().fold(Interval::exact(0.0), |a, b| a.add(*b));
+        let sum = measured.iter().fold(Interval::exact(0.0), |a, b| a + *b);
         return (sum, "sum of the photos' measured areas (no SALT view known)".into());
     }
     let mean_present = present.iter().map(|(_, f)| f).sum::<f64>() / present.len() as f64;
@@ -314,7 +314,7 @@ fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules)
             Some(&f) => Interval { value: f * w * total, low: (f - u).max(0.0) * w * lo_total, high: (f + u).min(1.0) * w * hi_total },
             None => Interval { value: mean_present * w * total, low: 0.0, high: w * hi_total },
         };
-        out = out.add(part);
+        out = out + part;
     }
     (out, format!("SALT views x typical scalp {total:.0} cm² (interval: scalp ± 2 sd, fractions ± {u:.2}, missing views 0 to whole)"))
 }
@@ -430,7 +430,8 @@ mod tests {
     fn norwood_and_ludwig_table() {
         let r = Rules::default();
         // (views, thinning, all, scale, stage)
-        let cases: [(&[(&str, f64)], f64, f64, &str, &str); 11] = [
+        type Case = (&'static [(&'static str, f64)], f64, f64, &'static str, &'static str);
+        let cases: [Case; 11] = [
             (&[("top", 0.05)], 0.0, 0.05, "hamilton-norwood", "I"),
             (&[("top", 0.15)], 0.02, 0.15, "hamilton-norwood", "II"),
             (&[("top", 0.30)], 0.05, 0.30, "hamilton-norwood", "III"),

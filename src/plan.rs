@@ -344,7 +344,8 @@ mod tests {
     fn session_count_rules_table() {
         let r = Rules::default();
         // (thinning, bare, scar, area cm², skin, expected sessions, expected rules)
-        let cases: [(f64, f64, f64, f64, Option<&str>, u32, &[&str]); 7] = [
+        type Case = (f64, f64, f64, f64, Option<&'static str>, u32, &'static [&'static str]);
+        let cases: [Case; 7] = [
             (0.0, 0.3, 0.0, 40.0, None, 3, &["base"]),
             (0.0, 0.3, 0.05, 40.0, None, 4, &["base", "scars"]),
             (0.4, 0.1, 0.0, 40.0, None, 4, &["base", "diffuse-thinning"]),

@@ -55,8 +55,8 @@ pub fn zones(map: &ClassMap, density: &[f32], scale: MapScale, simplify_px: f64)
     let mut sum_d = vec![0f64; n];
     let mut bbox = vec![[usize::MAX, usize::MAX, 0, 0]; n];
     let mut first = vec![usize::MAX; n];
-    for i in 0..w * h {
-        let r = id[i] as usize;
+    for (i, &r) in id.iter().enumerate() {
+        let r = r as usize;
         let (x, y) = (i % w, i / w);
         sum_x[r] += x as f64 + 0.5;
         sum_y[r] += y as f64 + 0.5;

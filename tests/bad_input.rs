@@ -338,7 +338,9 @@ fn model_faults_give_one_clear_message_and_exit_2() {
     let bare = dir.path().join("no-contract.onnx");
     std::fs::write(&bare, [0x08, 0x07]).unwrap();
     let nan = repo().join("tests/fixtures/nan-output.onnx");
-    let cases: Vec<(Vec<&str>, Option<(&str, &str)>, &str)> = vec![
+    // (arguments, an environment variable to set, what the error must name)
+    type Case<'a> = (Vec<&'a str>, Option<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["--backend", "tract", "--model", "/nonexistent/model.onnx"], None, "model.onnx"),
         (vec!["--backend", "tract", "--model", corrupt.to_str().unwrap()], None, "corrupt.onnx"),
         (vec!["--backend", "tract", "--model", bare.to_str().unwrap()], None, "no-contract.onnx"),

@@ -185,6 +185,7 @@ pub struct Camera {
 impl Camera {
     /// Camera at `pos` looking at `target`, with `up_hint` giving the image's up direction
     /// before `roll_deg` turns it about the viewing axis.
+    #[allow(clippy::too_many_arguments, reason = "a pinhole camera's pose and intrinsics, each named where it is built")]
     pub fn look_at(pos: V3, target: V3, up_hint: V3, roll_deg: f32, fx: f32, fy: f32, cx: f32, cy: f32) -> Camera {
         let fwd = (target - pos).norm();
         let mut right = fwd.cross(up_hint).norm();

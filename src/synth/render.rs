@@ -294,7 +294,8 @@ fn whole_scalp_cm2(head: &Ellipsoid, field: &DensityField, scars: &[ScarShape], 
             let pos = ScalpPos::of(head, p);
             let wiggle = 1.4 * (pos.azimuth.to_radians() * 5.0 + hairline_phase[0]).sin()
                 + 0.7 * (pos.azimuth.to_radians() * 13.0 + hairline_phase[1]).sin();
-            if !(pos.polar < hairline_polar(pos.from_front) + wiggle && !in_ear(&pos)) {
+            let on_scalp = pos.polar < hairline_polar(pos.from_front) + wiggle && !in_ear(&pos);
+            if !on_scalp {
                 continue;
             }
             let class = if scars.iter().any(|s| s.contains(&pos)) { Class::Scar } else { class_for_density(field.at(pos.u, pos.v)) };
@@ -597,8 +598,8 @@ fn finish(mut img: Buf, n: usize, scene: &Scene, r: &mut Rng) -> RgbImage {
             let s = (x * cs + y * sn) / half - soff;
             k *= 1.0 - sstr * super::pattern::smoothstep(-0.15, 0.15, s);
         }
-        for c in 0..3 {
-            px[c] *= k * d.white_balance[c];
+        for (p, wb) in px.iter_mut().zip(d.white_balance) {
+            *p *= k * wb;
         }
     }
     if d.blur_sigma_px > 0.05 {
@@ -610,9 +611,9 @@ fn finish(mut img: Buf, n: usize, scene: &Scene, r: &mut Rng) -> RgbImage {
         let px = img[i];
         // Approximately Gaussian sensor noise from three uniforms: cheaper than Box-Muller.
         let g = (r.f32() + r.f32() + r.f32() - 1.5) * 2.0 * d.noise_sigma;
-        for c in 0..3 {
+        for (out_c, lin) in p.0.iter_mut().zip(px) {
             let chroma = (r.f32() - 0.5) * d.noise_sigma * 0.6;
-            p.0[c] = (lut.encode(px[c]) as f32 + g + chroma).round().clamp(0.0, 255.0) as u8;
+            *out_c = (lut.encode(lin) as f32 + g + chroma).round().clamp(0.0, 255.0) as u8;
         }
     }
     out
