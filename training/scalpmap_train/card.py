@@ -75,6 +75,28 @@ def labels_section(lab):
     ] + [""]
 
 
+def repeat_lines(rep):
+    """How repeatable the coarse labels are, next to the model on the same pixels."""
+    if not rep:
+        return []
+    iou = ", ".join(f"{c} {v:.2f}" for c, v in rep["iou"].items())
+    diffs = [abs(p["loss_fraction_first"] - p["loss_fraction_second"]) for p in rep["per_photo"]]
+    shares = [p["both_labelled_share"] for p in rep["per_photo"]]
+    lines = [
+        f"How repeatable the labels are: a second labelling pass over {rep['photos']} of the photos (`training/real_labels_second.json`,",
+        "one per view, men picked by rule, made without looking at the first pass, by the same kind of labeller, so it",
+        f"measures repeatability, not an independent expert's view) agrees with the first on {rep['agreement'] * 100:.0f} % of the pixels both",
+        f"passes name ({min(shares) * 100:.0f}-{max(shares) * 100:.0f} % of each photo; the edges either pass left out are not compared):",
+        f"IoU {iou}; mean **{rep['miou']:.2f}**. The labels' loss fractions differ by",
+        f"{min(diffs):.2f} to {max(diffs):.2f} per photo.",
+    ]
+    m = rep.get("model_on_same_pixels")
+    if m:
+        lines.append(f"On the same pixels the model agrees with the first pass on {m['agreement'] * 100:.0f} % (mean IoU {m['miou']:.2f}): far below the labels' own"
+                     " repeatability, so label noise is not what holds the model's figures down.")
+    return lines + [""]
+
+
 def scar_lines(sp):
     """Scars as a plan sees them: renders where a scar region survives the analyser's clean-up."""
     if not sp:
@@ -205,6 +227,7 @@ def write(model, train, check, ev, out, command, crosscheck=None):
             ]
         if lab:
             lines += labels_section(lab)
+            lines += repeat_lines(r.get("labels_repeatability"))
         if crosscheck:
             c = crosscheck
             lines += [

@@ -201,6 +201,40 @@ def against_labels(pred, photos, rows, base, label_files):
             "labels_as_model": ceiling}
 
 
+def repeatability(folder, first_files, second_file, sess=None):
+    """How repeatable the coarse labels are: a second labelling pass (`second_file`, made
+    without looking at the first) against the first, on the pixels both passes name. The label
+    figures above cannot tell models apart more finely than the labels agree with themselves.
+    With `sess`, the model against the first pass on the same pixels, for comparison."""
+    first = {}
+    for f in first_files:
+        first.update(json.loads(Path(f).read_text())["photos"])
+    second = json.loads(Path(second_file).read_text())["photos"]
+    cm, model_cm, per_photo = 0, 0, []
+    for name, entry in sorted(second.items()):
+        photo = prepare_photo(Image.open(Path(folder) / name))
+        a, b = label_mask(photo, first[name]), label_mask(photo, entry)
+        both = (a != IGNORE) & (b != IGNORE)
+        c = confusion(b[both], a[both])
+        cm = cm + c
+        if sess is not None:
+            model_cm = model_cm + confusion(predict(sess, photo[None])[0][0][both], a[both])
+        per_photo.append({"file": name, "both_labelled_share": float(both.mean()),
+                          "agreement": float(np.trace(c) / max(c.sum(), 1)),
+                          "loss_fraction_first": labelled_loss_fraction(a[both], a[both] > 0),
+                          "loss_fraction_second": labelled_loss_fraction(b[both], a[both] > 0)})
+    present = cm.sum(1) > 0  # the classes the first pass names on these pixels
+
+    def figures(m):
+        iou = {c: v for j, (c, v) in enumerate(ious(m).items()) if present[j]}
+        return {"agreement": float(np.trace(m) / max(m.sum(), 1)), "iou": iou, "miou": float(np.mean(list(iou.values())))}
+
+    out = {"photos": len(per_photo), **figures(cm), "confusion_rows_second_cols_first": cm.tolist(), "per_photo": per_photo}
+    if sess is not None:
+        out["model_on_same_pixels"] = figures(model_cm)
+    return out
+
+
 def error_shares(cm):
     """The errors that move the loss fraction, as shares of a confusion matrix's labelled
     pixels: background (face, neck, backdrop) read as loss, loss read as hair, and the reverse."""
@@ -319,6 +353,8 @@ def main():
                     help="real_labels.json the model trained on: real figures only on the men it does not label")
     ap.add_argument("--labels", nargs="*", default=["real_labels.json", "real_labels_other.json"],
                     help="coarse real labels to compare with (on held-out men only); none to skip")
+    ap.add_argument("--second-labels", default="real_labels_second.json",
+                    help="a second labelling pass over some real photos: how repeatable the labels are")
     ap.add_argument("--fit", default=None, help="the training renders: also score every 10th of them (fit vs unseen)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -335,7 +371,10 @@ def main():
     if a.fit:
         result["fit"] = fit(sess, a.fit)
     if (Path(a.real) / "labels.csv").exists():
-        result["real"] = real(sess, a.real, a.sheet, a.held_out_of, [f for f in a.labels if Path(f).exists()])
+        label_files = [f for f in a.labels if Path(f).exists()]
+        result["real"] = real(sess, a.real, a.sheet, a.held_out_of, label_files)
+        if label_files and Path(a.second_labels).exists():
+            result["real"]["labels_repeatability"] = repeatability(a.real, label_files, a.second_labels, sess)
     else:
         print(f"real photos not found at {a.real}: skipping the real-photo check")
     result["speed"] = timings(a.model)
