@@ -27,12 +27,23 @@ WIDTHS_VERSION = "0.4.0"
 OPSET = 17
 
 
+# The shipped recipe's settings (train.py's defaults); a key missing from an older training
+# summary had its default then. A model trained any other way is not the shipped recipe, and its
+# version says so.
+SHIPPED_RECIPE = {"steps": 3600, "batch": 12, "crop": 160, "lr": 0.003, "class_weights": [0.6, 1.0, 1.6, 1.2, 3.0],
+                  "dice": 0.0, "focus_p": 0.0, "style": False, "texture": False}
+CANDIDATE_VERSION = "0.0.0-candidate"
+
+
 def version_for(train_info):
-    """The version a trained model is exported and described as."""
+    """The version a trained model is exported and described as: the shipped version for the
+    shipped recipe, the named candidate recipes' versions, and CANDIDATE_VERSION otherwise."""
     if train_info.get("real_labels"):
         return REAL_LABELS_VERSION
     if tuple(train_info.get("widths", DEFAULT_WIDTHS)) != DEFAULT_WIDTHS:
         return WIDTHS_VERSION
+    if any(train_info.get(k, v) != v for k, v in SHIPPED_RECIPE.items()):
+        return CANDIDATE_VERSION
     return MODEL_VERSION
 
 

@@ -18,7 +18,7 @@ from .real_labels import IGNORE
 
 # Scar and thinning are rarer and matter more to a treatment plan than background. These are
 # the weights of the shipped model v0.1.0 (see models/MODEL_CARD.md for what was tried since).
-CLASS_WEIGHTS = [0.6, 1.0, 1.6, 1.2, 3.0]
+CLASS_WEIGHTS = list(contract.SHIPPED_RECIPE["class_weights"])
 
 
 # Classes a crop may be centred on: thinning, bare and scar cover a small share of the pixels
