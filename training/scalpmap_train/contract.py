@@ -27,7 +27,8 @@ WIDTHS_VERSION = "0.4.0"
 OPSET = 17
 
 
-# The shipped recipe's settings (train.py's defaults); a key missing from an older training
+# The shipped recipe's settings (train.py's defaults come from here; steps is run.sh's STEPS,
+# train.py's own default being a shorter run); a key missing from an older training
 # summary had its default then. A model trained any other way is not the shipped recipe, and its
 # version says so.
 SHIPPED_RECIPE = {"steps": 3600, "batch": 12, "crop": 160, "lr": 0.003, "class_weights": [0.6, 1.0, 1.6, 1.2, 3.0],

@@ -62,6 +62,16 @@ def ious(cm):
     return {c: float(v) for c, v in zip(contract.CLASSES, iou)}
 
 
+def accuracy(cm):
+    """Share of a confusion matrix's pixels on its diagonal."""
+    return float(np.trace(cm) / max(int(cm.sum()), 1))
+
+
+def ious_of_present(cm, present):
+    """Per-class IoU of the classes marked present (the classes a label set names)."""
+    return {c: v for j, (c, v) in enumerate(ious(cm).items()) if present[j]}
+
+
 def iou_table(pred, truth):
     cm = confusion(pred, truth)
     return ious(cm), cm
@@ -123,10 +133,11 @@ def fit(sess, folder, every=10):
     return {"images": len(pred), "every": every, "iou": iou, "miou": float(np.nanmean(list(iou.values())))}
 
 
-def real(sess, folder, sheet_path, held_out_of=None, label_files=()):
+def real(sess, folder, sheet_path, held_out_of=None, label_files=(), second_labels=None):
     """Real-photo figures; with `held_out_of` (a real_labels.json the model trained on), only
     on the men that file does not label, so no figure comes from a photo the model saw. With
-    `label_files`, also the agreement with the coarse labels on the photos they cover."""
+    `label_files`, also the agreement with the coarse labels on the photos they cover, and with
+    `second_labels` (a second labelling pass) how repeatable those labels are."""
     rows = read_rows(folder)
     excluded = persons_labelled_in(held_out_of, rows) if held_out_of else []
     rows = [r for r in rows if r["person"] not in excluded]
@@ -143,9 +154,12 @@ def real(sess, folder, sheet_path, held_out_of=None, label_files=()):
               "per_photo": [{"file": r["file"], "person": r["person"], "view": v, "norwood": int(n),
                              "loss_fraction": float(o), "baseline": float(b)}
                             for r, v, n, o, b in zip(rows, views, norwood, ours, base)]}
-    agreement = against_labels(pred, photos, rows, base, label_files) if label_files else None
+    first = read_labels(label_files)
+    agreement = against_labels(pred, photos, rows, base, first) if first else None
     if agreement:
         result["against_labels"] = agreement
+    if first and second_labels:
+        result["labels_repeatability"] = repeatability(pred, photos, rows, first, read_labels([second_labels]))
     if sheet_path:
         contact_sheet(photos, pred, rows, ours, sheet_path)
     return result
@@ -164,15 +178,20 @@ def has_scar_region(classes):
     return bool(n) and int(np.bincount(regions.ravel())[1:].max()) >= MIN_REGION
 
 
-def against_labels(pred, photos, rows, base, label_files):
+def read_labels(files):
+    """The photos' entries of one or more coarse label files, merged."""
+    spec = {}
+    for f in files:
+        spec.update(json.loads(Path(f).read_text())["photos"])
+    return spec
+
+
+def against_labels(pred, photos, rows, base, spec):
     """The model against the coarse real labels (real_labels.py), on the labelled pixels of the
     evaluated photos that some label file covers: per-class IoU, the per-photo error of the
     loss fraction, and the same Spearman figures computed from the labels' own loss fractions.
     The last is what a model that drew exactly the labels would score: a ceiling that the
     Norwood level, a per-man grade from five views, puts on a per-photo rank figure."""
-    spec = {}
-    for f in label_files:
-        spec.update(json.loads(Path(f).read_text())["photos"])
     keep = [i for i, r in enumerate(rows) if r["file"] in spec]
     if not keep:
         return None
@@ -186,53 +205,47 @@ def against_labels(pred, photos, rows, base, label_files):
         ours.append(labelled_loss_fraction(pred[i][known], lab[known] > 0))
         truth.append(labelled_loss_fraction(lab[known], lab[known] > 0))
     cm = sum(by_view.values())
-    present = cm.sum(1) > 0  # scars are never labelled on these photos
-    iou = {c: v for j, (c, v) in enumerate(ious(cm).items()) if present[j]}
+    iou = ious_of_present(cm, cm.sum(1) > 0)  # scars are never labelled on these photos
     ours, truth = np.array(ours), np.array(truth)
     sub = lambda key: np.array([rows[i][key] for i in keep])
     ceiling = correlations(truth, base[keep], sub("norwood").astype(int), np.char.lower(sub("view")), sub("person"))
     return {"photos": len(keep), "persons": len(set(sub("person"))),
             "labelled_pixel_share": float(cm.sum() / (len(keep) * pred.shape[1] * pred.shape[2])),
             "iou": iou, "miou_labelled_classes": float(np.mean(list(iou.values()))),
-            "pixel_accuracy": float(np.trace(cm) / max(cm.sum(), 1)), "confusion": cm.tolist(),
+            "pixel_accuracy": accuracy(cm), "confusion": cm.tolist(),
             "loss_fraction_mae": float(np.mean(np.abs(ours - truth))),
             "loss_fraction_bias": float(np.mean(ours - truth)),
             "per_view": {v: error_shares(m) for v, m in sorted(by_view.items())},
             "labels_as_model": ceiling}
 
 
-def repeatability(folder, first_files, second_file, sess=None):
-    """How repeatable the coarse labels are: a second labelling pass (`second_file`, made
-    without looking at the first) against the first, on the pixels both passes name. The label
-    figures above cannot tell models apart more finely than the labels agree with themselves.
-    With `sess`, the model against the first pass on the same pixels, for comparison."""
-    first = {}
-    for f in first_files:
-        first.update(json.loads(Path(f).read_text())["photos"])
-    second = json.loads(Path(second_file).read_text())["photos"]
+def repeatability(pred, photos, rows, first, second):
+    """How repeatable the coarse labels are: a second labelling pass (`second`, made without
+    looking at the first) against the first, on the pixels both passes name, over the evaluated
+    photos it covers; and the model against the first pass on the same pixels, for comparison.
+    The label figures cannot tell models apart more finely than the labels agree with themselves."""
     cm, model_cm, per_photo = 0, 0, []
-    for name, entry in sorted(second.items()):
-        photo = prepare_photo(Image.open(Path(folder) / name))
-        a, b = label_mask(photo, first[name]), label_mask(photo, entry)
+    for i, r in enumerate(rows):
+        if r["file"] not in second:
+            continue
+        a, b = label_mask(photos[i], first[r["file"]]), label_mask(photos[i], second[r["file"]])
         both = (a != IGNORE) & (b != IGNORE)
         c = confusion(b[both], a[both])
         cm = cm + c
-        if sess is not None:
-            model_cm = model_cm + confusion(predict(sess, photo[None])[0][0][both], a[both])
-        per_photo.append({"file": name, "both_labelled_share": float(both.mean()),
-                          "agreement": float(np.trace(c) / max(c.sum(), 1)),
+        model_cm = model_cm + confusion(pred[i][both], a[both])
+        per_photo.append({"file": r["file"], "both_labelled_share": float(both.mean()), "agreement": accuracy(c),
                           "loss_fraction_first": labelled_loss_fraction(a[both], a[both] > 0),
                           "loss_fraction_second": labelled_loss_fraction(b[both], a[both] > 0)})
+    if not per_photo:
+        return None
     present = cm.sum(1) > 0  # the classes the first pass names on these pixels
 
     def figures(m):
-        iou = {c: v for j, (c, v) in enumerate(ious(m).items()) if present[j]}
-        return {"agreement": float(np.trace(m) / max(m.sum(), 1)), "iou": iou, "miou": float(np.mean(list(iou.values())))}
+        iou = ious_of_present(m, present)
+        return {"agreement": accuracy(m), "iou": iou, "miou": float(np.mean(list(iou.values())))}
 
-    out = {"photos": len(per_photo), **figures(cm), "confusion_rows_second_cols_first": cm.tolist(), "per_photo": per_photo}
-    if sess is not None:
-        out["model_on_same_pixels"] = figures(model_cm)
-    return out
+    return {"photos": len(per_photo), **figures(cm), "confusion_rows_second_cols_first": cm.tolist(),
+            "per_photo": per_photo, "model_on_same_pixels": figures(model_cm)}
 
 
 def error_shares(cm):
@@ -240,7 +253,7 @@ def error_shares(cm):
     pixels: background (face, neck, backdrop) read as loss, loss read as hair, and the reverse."""
     tot = max(int(cm.sum()), 1)
     bg, hair = contract.CLASSES.index("background"), contract.CLASSES.index("hair")
-    return {"pixel_accuracy": float(np.trace(cm) / tot),
+    return {"pixel_accuracy": accuracy(cm),
             "background_as_loss": float(cm[bg, LOSS].sum() / tot),
             "loss_as_hair": float(cm[LOSS, hair].sum() / tot),
             "hair_as_loss": float(cm[hair, LOSS].sum() / tot),
@@ -372,9 +385,8 @@ def main():
         result["fit"] = fit(sess, a.fit)
     if (Path(a.real) / "labels.csv").exists():
         label_files = [f for f in a.labels if Path(f).exists()]
-        result["real"] = real(sess, a.real, a.sheet, a.held_out_of, label_files)
-        if label_files and Path(a.second_labels).exists():
-            result["real"]["labels_repeatability"] = repeatability(a.real, label_files, a.second_labels, sess)
+        second = a.second_labels if Path(a.second_labels).exists() else None
+        result["real"] = real(sess, a.real, a.sheet, a.held_out_of, label_files, second)
     else:
         print(f"real photos not found at {a.real}: skipping the real-photo check")
     result["speed"] = timings(a.model)
