@@ -118,6 +118,7 @@ def write(model, train, check, ev, out, command, crosscheck=None):
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
     size = os.path.getsize(model)
     s = ev["synthetic"]
+    side = int(train.get("input_size", contract.INPUT_SIZE))
     lines = [
         "# scalpmap-seg model card",
         "",
@@ -128,17 +129,17 @@ def write(model, train, check, ev, out, command, crosscheck=None):
         "",
         "## Contract (also in the ONNX `metadata_props`)",
         "",
-        f"- input `image`: 1x3x{contract.INPUT_SIZE}x{contract.INPUT_SIZE} float32, RGB, pixel/255 then (x - mean) / std with mean {contract.MEAN}, std {contract.STD}",
-        f"- resize rule: {contract.RESIZE_RULE}",
-        f"- output `probs`: 1x5x{contract.INPUT_SIZE}x{contract.INPUT_SIZE} softmax over classes {', '.join(contract.CLASSES)} (in this order)",
-        f"- output `density`: 1x1x{contract.INPUT_SIZE}x{contract.INPUT_SIZE}, hairs/cm² divided by {contract.DENSITY_UNIT:g}",
+        f"- input `image`: 1x3x{side}x{side} float32, RGB, pixel/255 then (x - mean) / std with mean {contract.MEAN}, std {contract.STD}",
+        f"- resize rule: {contract.resize_rule(side)}",
+        f"- output `probs`: 1x5x{side}x{side} softmax over classes {', '.join(contract.CLASSES)} (in this order)",
+        f"- output `density`: 1x1x{side}x{side}, hairs/cm² divided by {contract.DENSITY_UNIT:g}",
         f"- operators: {', '.join(check['ops'])}; opset {contract.OPSET}; BatchNorm folded; fixed shape, no `value_info`",
         f"- training data sha256: `{contract.training_data_sha256(train)}`"
         + (f" (renders `{train['data_sha256']}` with the real labels and photos)" if train.get("real_labels") else ""),
         "",
         "## Training",
         "",
-        f"{train['images']} renders (`scalpmap synth --seed 1000 --size 512`, resized to {contract.INPUT_SIZE}), {train['steps']} steps of",
+        f"{train['images']} renders (`scalpmap synth --seed 1000 --size 512`, resized to {side}), {train['steps']} steps of",
         f"{train['batch']} random {train['crop']}x{train['crop']} crops{focus_text(train)} with 90-degree turns, flips and photometric jitter{augment_text(train)};",
         f"AdamW, one-cycle learning rate {train['lr']}, seed {train['seed']}, {train.get('threads', 2)} CPU threads: {train['seconds'] / 60:.1f} minutes.",
         f"{train['params']:,} parameters. Loss: class-weighted cross-entropy (weights {train['class_weights']}){dice_text(train)} + 0.5 x L1 density on scalp.{real_text(train)}",

@@ -11,11 +11,18 @@ MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
 # The density output is hairs per cm² of scalp divided by this.
 DENSITY_UNIT = 100.0
-RESIZE_RULE = (
-    "whole photo, EXIF-upright, resized to 256x256 with an area (box) filter, aspect ratio not kept; "
-    "the training renders include photos stretched 0.75-1.3x in one axis and heads filling 60-170% "
-    "of the frame, which is the range the model knows"
-)
+
+
+def resize_rule(size=INPUT_SIZE):
+    """How a photo becomes the model's input, for a model taking `size` x `size`."""
+    return (
+        f"whole photo, EXIF-upright, resized to {size}x{size} with an area (box) filter, aspect ratio not kept; "
+        "the training renders include photos stretched 0.75-1.3x in one axis and heads filling 60-170% "
+        "of the frame, which is the range the model knows"
+    )
+
+
+RESIZE_RULE = resize_rule()
 # 0.1.1: the weights of 0.1.0, exported with the softmax written out (same outputs, faster on tract).
 # (0.2.0 and 0.3.0 were candidates that were never shipped; see LIMITS.md.)
 MODEL_VERSION = "0.1.1"
@@ -27,25 +34,25 @@ WIDTHS_VERSION = "0.4.0"
 OPSET = 17
 
 
-# The shipped recipe's settings (train.py's defaults come from here; steps is run.sh's STEPS,
-# train.py's own default being a shorter run); a key missing from an older training
+# The shipped recipe's settings (train.py's defaults come from here, and run.sh's STEPS is the
+# same 3,600); a key missing from an older training
 # summary had its default then. A model trained any other way is not the shipped recipe, and its
 # version says so.
-SHIPPED_RECIPE = {"steps": 3600, "batch": 12, "crop": 160, "lr": 0.003, "class_weights": [0.6, 1.0, 1.6, 1.2, 3.0],
+SHIPPED_RECIPE = {"input_size": INPUT_SIZE, "steps": 3600, "batch": 12, "crop": 160, "lr": 0.003, "class_weights": [0.6, 1.0, 1.6, 1.2, 3.0],
                   "dice": 0.0, "focus_p": 0.0, "style": False, "texture": False}
 CANDIDATE_VERSION = "0.0.0-candidate"
 
 
 def version_for(train_info):
     """The version a trained model is exported and described as: the shipped version for the
-    shipped recipe, the named candidate recipes' versions, and CANDIDATE_VERSION otherwise."""
-    if train_info.get("real_labels"):
-        return REAL_LABELS_VERSION
-    if tuple(train_info.get("widths", DEFAULT_WIDTHS)) != DEFAULT_WIDTHS:
-        return WIDTHS_VERSION
-    if any(train_info.get(k, v) != v for k, v in SHIPPED_RECIPE.items()):
+    shipped recipe, the named candidate recipes' versions (the shipped recipe with real labels, or
+    with the wider U-Net, not both), and CANDIDATE_VERSION for anything else."""
+    differs = any(train_info.get(k, v) != v for k, v in SHIPPED_RECIPE.items())
+    wider = tuple(train_info.get("widths", DEFAULT_WIDTHS)) != DEFAULT_WIDTHS
+    labelled = bool(train_info.get("real_labels"))
+    if differs or (wider and labelled):
         return CANDIDATE_VERSION
-    return MODEL_VERSION
+    return REAL_LABELS_VERSION if labelled else WIDTHS_VERSION if wider else MODEL_VERSION
 
 
 def training_data_sha256(train_info):

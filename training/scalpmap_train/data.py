@@ -49,3 +49,11 @@ def load_synth(folder, size=INPUT_SIZE):
         density[i] = np.asarray(Image.fromarray(d, mode="F").resize((size, size), Image.Resampling.BOX)) / DENSITY_UNIT
         meta.append(t)
     return photos, labels, density, meta, digest.hexdigest()
+
+
+def load_photos(folder, size, every=1):
+    """Only the photos of every `every`-th rendered item in `folder`, at `size` (for a model whose
+    input is larger than the grid `load_synth` puts the truth on)."""
+    folder = Path(folder)
+    truths = sorted(folder.glob("*.json"))[::every]
+    return np.stack([prepare_photo(Image.open(folder / json.loads(p.read_text())["files"]["photo"]), size) for p in truths])

@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage, stats
 
 from . import contract
-from .data import load_synth, normalise, prepare_photo
+from .data import load_photos, load_synth, normalise, prepare_photo
 from .real_labels import IGNORE, persons_labelled_in, read_rows
 from .real_labels import mask as label_mask
 
@@ -35,14 +35,55 @@ def session(path, threads=2):
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
+class Averaged:
+    """Soft voting: several models run as one session whose probabilities and density are the
+    members' means (the members must share the input size)."""
+
+    def __init__(self, paths, threads=2):
+        self.members = [session(p, threads) for p in paths]
+        if len({input_side(m) for m in self.members}) != 1:
+            raise ValueError("the models of an ensemble must take the same input size")
+
+    def get_inputs(self):
+        return self.members[0].get_inputs()
+
+    def run(self, names, feed):
+        outs = [m.run(names, feed) for m in self.members]
+        return [np.mean([o[k] for o in outs], axis=0) for k in range(len(outs[0]))]
+
+
+def input_side(sess):
+    """The side of the model's square input (fixed shape, from the ONNX graph)."""
+    return int(sess.get_inputs()[0].shape[-1])
+
+
+def box_pool(a, f):
+    """CxHxW averaged over f x f blocks."""
+    c, h, w = a.shape
+    return a.reshape(c, h // f, f, w // f, f).mean(axis=(2, 4))
+
+
 def predict(sess, photos_uint8):
-    """Class map and density (hairs/cm²) for each NHWC uint8 photo, one at a time (batch 1)."""
+    """Class map and density (hairs/cm²) for each NHWC uint8 photo at the model's input size, one
+    at a time (batch 1), on the contract's INPUT_SIZE grid: a model with a larger input has its
+    probabilities and density averaged over blocks first, so every figure compares pixel for
+    pixel with the truth and labels on that grid, and with the 256 px models."""
     classes, dens = [], []
     for p in photos_uint8:
         probs, d = sess.run(None, {"image": normalise(p[None])})
-        classes.append(probs[0].argmax(0).astype(np.uint8))
-        dens.append(d[0, 0] * contract.DENSITY_UNIT)
+        f = probs.shape[-1] // contract.INPUT_SIZE
+        probs, d = (box_pool(probs[0], f), box_pool(d[0], f)) if f > 1 else (probs[0], d[0])
+        classes.append(probs.argmax(0).astype(np.uint8))
+        dens.append(d[0] * contract.DENSITY_UNIT)
     return np.stack(classes), np.stack(dens)
+
+
+def model_photos(sess, folder, photos, every=1):
+    """The rendered photos at the model's input size: `photos` (on the grid) when that is it."""
+    side = input_side(sess)
+    if side % contract.INPUT_SIZE:
+        raise ValueError(f"model input {side} is not a multiple of the {contract.INPUT_SIZE} px grid")
+    return photos[::every] if side == contract.INPUT_SIZE else load_photos(folder, side, every)
 
 
 # The classes a loss fraction counts as loss.
@@ -100,7 +141,7 @@ def baseline_fraction(photo_uint8):
 
 def synthetic(sess, folder):
     photos, labels, density, meta, _ = load_synth(folder)
-    pred, dens = predict(sess, photos)
+    pred, dens = predict(sess, model_photos(sess, folder, photos))
     ious, cm = iou_table(pred, labels)
     scalp = labels > 0
     true_frac = [loss_fraction(l) for l in labels]
@@ -128,7 +169,7 @@ def fit(sess, folder, every=10):
     no better on renders it trained on than on unseen ones underfits (more renders cannot help it;
     capacity and compute can), one that scores much better overfits."""
     photos, labels, _, _, _ = load_synth(folder)
-    pred, _ = predict(sess, photos[::every])
+    pred, _ = predict(sess, model_photos(sess, folder, photos, every))
     iou, _ = iou_table(pred, labels[::every])
     return {"images": len(pred), "every": every, "iou": iou, "miou": float(np.nanmean(list(iou.values())))}
 
@@ -142,7 +183,9 @@ def real(sess, folder, sheet_path, held_out_of=None, label_files=(), second_labe
     excluded = persons_labelled_in(held_out_of, rows) if held_out_of else []
     rows = [r for r in rows if r["person"] not in excluded]
     photos = np.stack([prepare_photo(Image.open(Path(folder) / r["file"])) for r in rows])
-    pred, _ = predict(sess, photos)
+    side = input_side(sess)
+    pred, _ = predict(sess, photos if side == contract.INPUT_SIZE else
+                      np.stack([prepare_photo(Image.open(Path(folder) / r["file"]), side) for r in rows]))
     views = [r["view"].lower() for r in rows]
     norwood = np.array([int(r["norwood"]) for r in rows])
     ours = np.array([loss_fraction(p) for p in pred])
@@ -330,7 +373,8 @@ def contact_sheet(photos, pred, rows, ours, path, cell=160):
 
 
 def timings(path, runs=20):
-    x = np.zeros((1, 3, contract.INPUT_SIZE, contract.INPUT_SIZE), np.float32)
+    side = input_side(session(path))
+    x = np.zeros((1, 3, side, side), np.float32)
     out = {}
     for threads in (1, 2):
         s = session(path, threads)
@@ -358,7 +402,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pool", nargs="+", default=None,
                     help="instead of evaluating: pool the real-photo results of these eval.json files")
-    ap.add_argument("--model")
+    ap.add_argument("--model", nargs="+", help="the ONNX model; several: their soft-voting ensemble")
     ap.add_argument("--val")
     ap.add_argument("--real", default="../../shared/real/uze-dev")
     ap.add_argument("--sheet", default="out/real_contact_sheet.png")
@@ -379,7 +423,7 @@ def main():
         return
     if not (a.model and a.val):
         ap.error("--model and --val are required unless --pool is given")
-    sess = session(a.model)
+    sess = session(a.model[0]) if len(a.model) == 1 else Averaged(a.model)
     result = {"synthetic": synthetic(sess, a.val)}
     if a.fit:
         result["fit"] = fit(sess, a.fit)
@@ -389,7 +433,11 @@ def main():
         result["real"] = real(sess, a.real, a.sheet, a.held_out_of, label_files, second)
     else:
         print(f"real photos not found at {a.real}: skipping the real-photo check")
-    result["speed"] = timings(a.model)
+    # An ensemble runs each member once per photo: its time is the sum of theirs.
+    each = [timings(m) for m in a.model]
+    result["speed"] = {k: float(sum(t[k] for t in each)) for k in each[0]}
+    if len(a.model) > 1:
+        result["members"] = a.model
     print(json.dumps({k: v for k, v in result.items()}, indent=1, default=str)[:4000])
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)

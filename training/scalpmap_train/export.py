@@ -32,7 +32,8 @@ def export(state_path, out_path, train_info):
     reference.net.load_state_dict(torch.load(state_path, map_location="cpu"))
     reference.eval()
     folded = Exported(fold_batchnorm(net)).eval()
-    x = torch.zeros(1, 3, contract.INPUT_SIZE, contract.INPUT_SIZE)
+    size = input_size(train_info)
+    x = torch.zeros(1, 3, size, size)
     torch.onnx.export(folded, (x,), out_path, input_names=["image"], output_names=["probs", "density"],
                       opset_version=contract.OPSET, do_constant_folding=True, dynamo=False)
     m = onnx.load(out_path)
@@ -41,14 +42,14 @@ def export(state_path, out_path, train_info):
         "scalpmap.contract": "1",
         "scalpmap.model_version": contract.version_for(train_info),
         "scalpmap.classes": ",".join(contract.CLASSES),
-        "scalpmap.input_size": f"{contract.INPUT_SIZE},{contract.INPUT_SIZE}",
+        "scalpmap.input_size": f"{size},{size}",
         "scalpmap.input_layout": "NCHW, RGB",
         "scalpmap.mean": ",".join(str(v) for v in contract.MEAN),
         "scalpmap.std": ",".join(str(v) for v in contract.STD),
         "scalpmap.input_scale": "pixel/255 then (x-mean)/std",
         "scalpmap.outputs": "probs: softmax over classes NxCxHxW; density: hairs/cm2 / density_unit Nx1xHxW",
         "scalpmap.density_unit": str(contract.DENSITY_UNIT),
-        "scalpmap.resize_rule": contract.RESIZE_RULE,
+        "scalpmap.resize_rule": contract.resize_rule(size),
         "scalpmap.training_data_sha256": contract.training_data_sha256(train_info),
         "scalpmap.training": training_summary(train_info),
     }
@@ -61,6 +62,11 @@ def export(state_path, out_path, train_info):
     return m, reference
 
 
+def input_size(train_info):
+    """The side the model was trained at (a summary without the key predates the option)."""
+    return int(train_info.get("input_size", contract.INPUT_SIZE))
+
+
 def training_summary(info):
     s = f"{info['images']} renders, {info['steps']} steps x {info['batch']} crops of {info['crop']}, seed {info['seed']}"
     real = info.get("real_labels")
@@ -69,7 +75,7 @@ def training_summary(info):
     return s
 
 
-def check(m, out_path, reference, seed=0):
+def check(m, out_path, reference, size, seed=0):
     ops = {n.op_type for n in m.graph.node}
     bad = ops - ALLOWED_OPS
     assert not bad, f"operators tract may not run: {bad}"
@@ -78,7 +84,7 @@ def check(m, out_path, reference, seed=0):
             assert d.HasField("dim_value"), f"symbolic dimension in {t.name}"
     assert not m.graph.value_info, "value_info left in the graph"
     rng = np.random.default_rng(seed)
-    x = rng.normal(0, 1, (1, 3, contract.INPUT_SIZE, contract.INPUT_SIZE)).astype(np.float32)
+    x = rng.normal(0, 1, (1, 3, size, size)).astype(np.float32)
     with torch.no_grad():
         want = [t.numpy() for t in reference(torch.from_numpy(x))]
 
@@ -106,13 +112,13 @@ def formula_input(size=contract.INPUT_SIZE):
     return (2.0 * np.sin(0.05 * x + 0.031 * y + 1.7 * c)).astype(np.float32)[None]
 
 
-def write_reference(reference, path, n=512, seed=1):
+def write_reference(reference, path, size, n=512, seed=1):
     """PyTorch outputs at n fixed pixels for the formula input, for the crate's tests."""
-    x = formula_input()
+    x = formula_input(size)
     with torch.no_grad():
         probs, dens = [t.numpy() for t in reference(torch.from_numpy(x))]
     rng = np.random.default_rng(seed)
-    pts = rng.integers(0, contract.INPUT_SIZE, (n, 2))
+    pts = rng.integers(0, size, (n, 2))
     ref = {
         "input": "x[0, c, y, x] = 2 * sin(0.05 * x + 0.031 * y + 1.7 * c), computed in f64 then cast to f32",
         "tolerance": TOLERANCE,
@@ -131,8 +137,8 @@ def main():
     a = ap.parse_args()
     info = json.load(open(a.state + ".json"))
     m, reference = export(a.state, a.out, info)
-    result = check(m, a.out, reference)
-    write_reference(reference, a.out.replace(".onnx", ".reference.json"))
+    result = check(m, a.out, reference, input_size(info))
+    write_reference(reference, a.out.replace(".onnx", ".reference.json"), input_size(info))
     print(json.dumps(result, indent=1))
     with open(a.out + ".check.json", "w") as f:
         json.dump(result, f, indent=1)

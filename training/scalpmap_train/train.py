@@ -1,6 +1,6 @@
 """Trains the U-Net on `scalpmap synth` renders, deterministically from a seed, on CPU.
 
-python -m scalpmap_train.train --data DATA/train --steps 3000 --out OUT/model.pt
+python -m scalpmap_train.train --data DATA/train --out OUT/model.pt  (the shipped recipe: 3,600 steps)
 """
 
 import argparse
@@ -178,11 +178,15 @@ def mix_real(rng, idx, n_synth, n_real, real_p):
 
 
 def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
-          real=None, real_p=0.0, widths=DEFAULT_WIDTHS, class_weights=CLASS_WEIGHTS, log_every=50):
+          real=None, real_p=0.0, widths=DEFAULT_WIDTHS, class_weights=CLASS_WEIGHTS, input_size=contract.INPUT_SIZE,
+          log_every=50):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
-    photos, labels, density, _, digest = load_synth(data)
+    if real is not None and input_size != contract.INPUT_SIZE:
+        # The coarse real labels are superpixels drawn at the contract's size.
+        raise ValueError(f"real labels need --input-size {contract.INPUT_SIZE}")
+    photos, labels, density, _, digest = load_synth(data, input_size)
     n_synth, real_info = len(photos), None
     if real is not None and real_p > 0:
         # Real photos join the arrays with no density truth (NaN: left out of the density loss)
@@ -234,14 +238,14 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     return net, {"data_sha256": digest, "images": n_synth, "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "widths": list(widths), "class_weights": class_weights,
-                 "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
+                 "input_size": input_size, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
                  "real_labels": real_info}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=contract.SHIPPED_RECIPE["steps"])
     ap.add_argument("--batch", type=int, default=contract.SHIPPED_RECIPE["batch"])
     ap.add_argument("--crop", type=int, default=contract.SHIPPED_RECIPE["crop"])
     ap.add_argument("--lr", type=float, default=contract.SHIPPED_RECIPE["lr"])
@@ -258,6 +262,8 @@ def main():
     ap.add_argument("--real-p", type=float, default=0.0, help="share of batch items drawn from the labelled real photos")
     ap.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
                     help="channels per U-Net level, the last the bottleneck; one more level, one more halving")
+    ap.add_argument("--input-size", type=int, default=contract.INPUT_SIZE,
+                    help="side of the square the whole render is resized to (the model's input size)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -268,7 +274,7 @@ def main():
     real = (a.real, a.real_labels) if a.real_labels else None
     net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture,
                       real, a.real_p, tuple(int(w) for w in a.widths.split(",")),
-                      weights)
+                      weights, a.input_size)
     torch.save(net.state_dict(), a.out)
     with open(a.out + ".json", "w") as f:
         json.dump(info, f, indent=1)
