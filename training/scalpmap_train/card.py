@@ -141,7 +141,7 @@ def write(model, train, check, ev, out, command, crosscheck=None):
         "",
         f"{train['images']} renders (`scalpmap synth --seed 1000 --size 512`, resized to {side}), {train['steps']} steps of",
         f"{train['batch']} random {train['crop']}x{train['crop']} crops{focus_text(train)} with 90-degree turns, flips and photometric jitter{augment_text(train)};",
-        f"AdamW, one-cycle learning rate {train['lr']}, seed {train['seed']}, {train.get('threads', 2)} CPU threads: {train['seconds'] / 60:.1f} minutes.",
+        f"AdamW, one-cycle learning rate {train['lr']}, seed {train['seed']}, {train.get('threads', 2)} CPU threads{', convolutions in bfloat16' if train.get('bf16') else ''}: {train['seconds'] / 60:.1f} minutes.",
         f"{train['params']:,} parameters. Loss: class-weighted cross-entropy (weights {train['class_weights']}){dice_text(train)} + 0.5 x L1 density on scalp.{real_text(train)}",
         "",
         "## Agreement of runtimes with PyTorch (random input, max abs difference)",

@@ -39,7 +39,7 @@ OPSET = 17
 # summary had its default then. A model trained any other way is not the shipped recipe, and its
 # version says so.
 SHIPPED_RECIPE = {"input_size": INPUT_SIZE, "steps": 3600, "batch": 12, "crop": 160, "lr": 0.003, "class_weights": [0.6, 1.0, 1.6, 1.2, 3.0],
-                  "dice": 0.0, "focus_p": 0.0, "style": False, "texture": False}
+                  "dice": 0.0, "focus_p": 0.0, "style": False, "texture": False, "bf16": False}
 CANDIDATE_VERSION = "0.0.0-candidate"
 
 

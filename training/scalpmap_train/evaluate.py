@@ -182,10 +182,13 @@ def real(sess, folder, sheet_path, held_out_of=None, label_files=(), second_labe
     rows = read_rows(folder)
     excluded = persons_labelled_in(held_out_of, rows) if held_out_of else []
     rows = [r for r in rows if r["person"] not in excluded]
-    photos = np.stack([prepare_photo(Image.open(Path(folder) / r["file"])) for r in rows])
+    def load(size):
+        return np.stack([prepare_photo(Image.open(Path(folder) / r["file"]), size) for r in rows])
+
+    # Labels, baseline and contact sheet live on the grid; the model reads its own input size.
+    photos = load(contract.INPUT_SIZE)
     side = input_side(sess)
-    pred, _ = predict(sess, photos if side == contract.INPUT_SIZE else
-                      np.stack([prepare_photo(Image.open(Path(folder) / r["file"]), side) for r in rows]))
+    pred, _ = predict(sess, photos if side == contract.INPUT_SIZE else load(side))
     views = [r["view"].lower() for r in rows]
     norwood = np.array([int(r["norwood"]) for r in rows])
     ours = np.array([loss_fraction(p) for p in pred])

@@ -179,7 +179,7 @@ def mix_real(rng, idx, n_synth, n_real, real_p):
 
 def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
           real=None, real_p=0.0, widths=DEFAULT_WIDTHS, class_weights=CLASS_WEIGHTS, input_size=contract.INPUT_SIZE,
-          log_every=50):
+          bf16=False, log_every=50):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
@@ -219,7 +219,11 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
         x, y, d = augment(rng, photos[idx], labels[idx], density[idx], crop, centres, style, texture)
         x = torch.from_numpy(x).to(memory_format=torch.channels_last)
         y, d = torch.from_numpy(y), torch.from_numpy(d)
-        logits, dens = net(x)
+        # bf16: the convolutions in bfloat16 (about twice as fast on CPUs with AVX512-BF16), the
+        # weights, the optimiser and the loss in float32.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, dens = net(x)
+        logits, dens = logits.float(), dens.float()
         ce = F.cross_entropy(logits, y, weight=weights, ignore_index=IGNORE)
         scalp = ((y > 0) & (y != IGNORE) & ~torch.isnan(d)).float()
         dl = (torch.abs(dens[:, 0] - torch.nan_to_num(d)) * scalp).sum() / scalp.sum().clamp(min=1.0)
@@ -238,7 +242,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     return net, {"data_sha256": digest, "images": n_synth, "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "widths": list(widths), "class_weights": class_weights,
-                 "input_size": input_size, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
+                 "input_size": input_size, "bf16": bf16, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
                  "real_labels": real_info}
 
 
@@ -264,6 +268,7 @@ def main():
                     help="channels per U-Net level, the last the bottleneck; one more level, one more halving")
     ap.add_argument("--input-size", type=int, default=contract.INPUT_SIZE,
                     help="side of the square the whole render is resized to (the model's input size)")
+    ap.add_argument("--bf16", action="store_true", help="convolutions in bfloat16 (mixed precision; weights stay float32)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -274,7 +279,7 @@ def main():
     real = (a.real, a.real_labels) if a.real_labels else None
     net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture,
                       real, a.real_p, tuple(int(w) for w in a.widths.split(",")),
-                      weights, a.input_size)
+                      weights, a.input_size, a.bf16)
     torch.save(net.state_dict(), a.out)
     with open(a.out + ".json", "w") as f:
         json.dump(info, f, indent=1)
