@@ -118,7 +118,7 @@ def write(model, train, check, ev, out, command, crosscheck=None):
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
     size = os.path.getsize(model)
     s = ev["synthetic"]
-    side = int(train.get("input_size", contract.INPUT_SIZE))
+    side = contract.input_size(train)
     lines = [
         "# scalpmap-seg model card",
         "",

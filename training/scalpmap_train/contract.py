@@ -43,6 +43,12 @@ SHIPPED_RECIPE = {"input_size": INPUT_SIZE, "steps": 3600, "batch": 12, "crop": 
 CANDIDATE_VERSION = "0.0.0-candidate"
 
 
+def input_size(train_info):
+    """The side of the square input a model was trained at (a training summary without the key
+    predates the option, and had this contract's size)."""
+    return int(train_info.get("input_size", INPUT_SIZE))
+
+
 def version_for(train_info):
     """The version a trained model is exported and described as: the shipped version for the
     shipped recipe, the named candidate recipes' versions (the shipped recipe with real labels, or

@@ -22,14 +22,15 @@ def normalise(batch_uint8: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def load_synth(folder, size=INPUT_SIZE):
-    """Photos, labels and density (in DENSITY_UNIT) of every rendered item in `folder`.
+def load_synth(folder, size=INPUT_SIZE, every=1):
+    """Photos, labels and density (in DENSITY_UNIT) of every `every`-th rendered item in `folder`
+    (the hash covers the items loaded).
 
     Labels are downsampled by nearest sampling at pixel centres; density by area averaging.
     Returns (photos NxHxWx3 uint8, labels NxHxW uint8, density NxHxW float32, truths, sha256).
     """
     folder = Path(folder)
-    truths = sorted(folder.glob("*.json"))
+    truths = sorted(folder.glob("*.json"))[::every]
     n = len(truths)
     photos = np.zeros((n, size, size, 3), np.uint8)
     labels = np.zeros((n, size, size), np.uint8)

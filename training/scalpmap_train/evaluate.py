@@ -53,8 +53,12 @@ class Averaged:
 
 
 def input_side(sess):
-    """The side of the model's square input (fixed shape, from the ONNX graph)."""
-    return int(sess.get_inputs()[0].shape[-1])
+    """The side of the model's square input (fixed shape, from the ONNX graph); a multiple of the
+    contract's grid, since `predict` averages the outputs down to it."""
+    side = int(sess.get_inputs()[0].shape[-1])
+    if side % contract.INPUT_SIZE:
+        raise ValueError(f"model input {side} is not a multiple of the {contract.INPUT_SIZE} px grid")
+    return side
 
 
 def box_pool(a, f):
@@ -79,11 +83,10 @@ def predict(sess, photos_uint8):
 
 
 def model_photos(sess, folder, photos, every=1):
-    """The rendered photos at the model's input size: `photos` (on the grid) when that is it."""
+    """The photos of every `every`-th render in `folder` at the model's input size: `photos`
+    (those renders on the grid) when that is it."""
     side = input_side(sess)
-    if side % contract.INPUT_SIZE:
-        raise ValueError(f"model input {side} is not a multiple of the {contract.INPUT_SIZE} px grid")
-    return photos[::every] if side == contract.INPUT_SIZE else load_photos(folder, side, every)
+    return photos if side == contract.INPUT_SIZE else load_photos(folder, side, every)
 
 
 # The classes a loss fraction counts as loss.
@@ -168,9 +171,9 @@ def fit(sess, folder, every=10):
     """The same IoU figures on every `every`-th render of the training folder: a model that scores
     no better on renders it trained on than on unseen ones underfits (more renders cannot help it;
     capacity and compute can), one that scores much better overfits."""
-    photos, labels, _, _, _ = load_synth(folder)
+    photos, labels, _, _, _ = load_synth(folder, every=every)
     pred, _ = predict(sess, model_photos(sess, folder, photos, every))
-    iou, _ = iou_table(pred, labels[::every])
+    iou, _ = iou_table(pred, labels)
     return {"images": len(pred), "every": every, "iou": iou, "miou": float(np.nanmean(list(iou.values())))}
 
 
@@ -376,11 +379,11 @@ def contact_sheet(photos, pred, rows, ours, path, cell=160):
 
 
 def timings(path, runs=20):
-    side = input_side(session(path))
+    sessions = {threads: session(path, threads) for threads in (1, 2)}
+    side = input_side(sessions[1])
     x = np.zeros((1, 3, side, side), np.float32)
     out = {}
-    for threads in (1, 2):
-        s = session(path, threads)
+    for threads, s in sessions.items():
         s.run(None, {"image": x})
         t = []
         for _ in range(runs):

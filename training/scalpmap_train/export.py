@@ -32,7 +32,7 @@ def export(state_path, out_path, train_info):
     reference.net.load_state_dict(torch.load(state_path, map_location="cpu"))
     reference.eval()
     folded = Exported(fold_batchnorm(net)).eval()
-    size = input_size(train_info)
+    size = contract.input_size(train_info)
     x = torch.zeros(1, 3, size, size)
     torch.onnx.export(folded, (x,), out_path, input_names=["image"], output_names=["probs", "density"],
                       opset_version=contract.OPSET, do_constant_folding=True, dynamo=False)
@@ -60,11 +60,6 @@ def export(state_path, out_path, train_info):
     onnx.checker.check_model(m, full_check=True)
     onnx.save(m, out_path)
     return m, reference
-
-
-def input_size(train_info):
-    """The side the model was trained at (a summary without the key predates the option)."""
-    return int(train_info.get("input_size", contract.INPUT_SIZE))
 
 
 def training_summary(info):
@@ -137,8 +132,8 @@ def main():
     a = ap.parse_args()
     info = json.load(open(a.state + ".json"))
     m, reference = export(a.state, a.out, info)
-    result = check(m, a.out, reference, input_size(info))
-    write_reference(reference, a.out.replace(".onnx", ".reference.json"), input_size(info))
+    result = check(m, a.out, reference, contract.input_size(info))
+    write_reference(reference, a.out.replace(".onnx", ".reference.json"), contract.input_size(info))
     print(json.dumps(result, indent=1))
     with open(a.out + ".check.json", "w") as f:
         json.dump(result, f, indent=1)
