@@ -142,6 +142,8 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
     let redness = super::pattern::ValueNoise::new(&mut rng.fork(15), 32, 1.4);
     let blotch = rng.range(0.03, 0.12);
 
+    // Height of scar tissue per pixel (0 off scars), shaded into the photo after the loop.
+    let mut relief = vec![0.0f32; n * n];
     let mut labels = vec![0u8; n * n];
     let mut density = vec![0u16; n * n];
     let mut counts = Counts {
@@ -200,16 +202,23 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
                     let red = blotch * 0.8 * redness.at(pos.u, pos.v).max(0.0);
                     let mut albedo = [skin[0] * t * (1.0 + red), skin[1] * t * (1.0 - red), skin[2] * t * (1.0 - red)];
                     let mut shine = scene.skin.shine * (1.0 - cover);
+                    let mut gloss = sheen;
+                    // Drawn for every scalp pixel, scar or not, so a scar moves no later draw.
+                    let mut pore = 1.0 + 0.05 * (rng.f32() - 0.5);
                     if let Some(s) = scar {
+                        // Scar tissue has no follicles, pores or blotches and little melanin:
+                        // paler and pinker than the scalp, even but for a grain of its own,
+                        // and glossier (a tighter, brighter highlight).
                         let sp = s.spec;
-                        albedo = lab_to_linear(scene.skin.lab[0] + sp.lighter_l, scene.skin.lab[1] + sp.pinker_a, scene.skin.lab[2] - 2.0);
-                        if sp.shiny {
-                            shine = (shine * 1.8 + 0.15).min(1.0);
-                        }
+                        let l = scene.skin.lab[0] + sp.lighter_l + SCAR_GRAIN_L * s.grain(&pos);
+                        albedo = lab_to_linear(l, scene.skin.lab[1] + sp.pinker_a, scene.skin.lab[2] - 2.0);
+                        shine = (scene.skin.shine.max(0.1) * 1.5 + if sp.shiny { 0.25 } else { 0.08 }).min(1.0);
+                        gloss = sheen * 1.6;
+                        pore = 1.0;
+                        relief[i] = sp.relief;
                     }
-                    let pore = 1.0 + 0.05 * (rng.f32() - 0.5);
                     let ao = 1.0 - 0.45 * cover;
-                    img[i] = shade(albedo, nrm, view_dir, light, scene, shine, sheen, pore * ao);
+                    img[i] = shade(albedo, nrm, view_dir, light, scene, shine, gloss, pore * ao);
                     let lambda = dens * area as f32;
                     for _ in 0..rng.poisson(lambda) {
                         follicles.push(Follicle { x: x as f32 + rng.f32(), y: y as f32 + rng.f32(), p, n: nrm });
@@ -248,6 +257,10 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
         })
     });
     counts.whole_scalp_cm2 = whole_scalp_cm2(&head, &field, &scars, hairline_phase);
+    if !scars.is_empty() {
+        let edge_px = (SCAR_EDGE_CM * (counts.px_per_cm_x * counts.px_per_cm_y).sqrt() as f32).max(0.7);
+        shade_relief(&mut img, &relief, n, edge_px, &cam, light);
+    }
     draw_strands(&mut img, &no_hair, n, &follicles, scene, &head, &cam, light, &mut rng.fork(12));
     let photo = finish(img, n, scene, &mut rng.fork(13));
     Rendered {
@@ -255,6 +268,54 @@ pub fn render(scene: &Scene, size: u32) -> Rendered {
         labels: GrayImage::from_raw(size, size, labels).expect("label buffer matches its size"),
         density: ImageBuffer::from_raw(size, size, density).expect("density buffer matches its size"),
         counts,
+    }
+}
+
+/// Lightness swing (CIELAB L*) of a scar's grain.
+const SCAR_GRAIN_L: f32 = 4.0;
+/// Width of the slope at a scar's edge, cm: a raised or sunken scar's rim catches the light
+/// on one side and is shadowed on the other.
+const SCAR_EDGE_CM: f32 = 0.08;
+/// Brightness change at the steepest point of a full-height (relief 1) edge facing the light.
+const SCAR_EDGE_SHADE: f32 = 0.35;
+
+/// Shades the edges of raised or sunken scar tissue: the height map (scar pixels' relief)
+/// smoothed over `edge_px` gives each edge a slope; where the slope faces the light (projected
+/// into the image) the pixel brightens, where it faces away it darkens. Before the strands,
+/// which lie over it.
+fn shade_relief(img: &mut Buf, relief: &[f32], n: usize, edge_px: f32, cam: &Camera, light: V3) {
+    // Only the scars' bounding box, grown by the blur's reach, can change.
+    let (mut x0, mut y0, mut x1, mut y1) = (n, n, 0, 0);
+    for (i, _) in relief.iter().enumerate().filter(|(_, &h)| h != 0.0) {
+        let (x, y) = (i % n, i / n);
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    if x0 > x1 {
+        return;
+    }
+    let reach = (edge_px * 2.5).ceil() as usize + 2;
+    let (x0, y0, x1, y1) = (x0.saturating_sub(reach), y0.saturating_sub(reach), (x1 + reach).min(n - 1), (y1 + reach).min(n - 1));
+    let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+    let mut height: Vec<[f32; 1]> = (0..w * h).map(|i| [relief[(y0 + i / w) * n + x0 + i % w]]).collect();
+    blur(&mut height, w, h, edge_px);
+    // The light's direction in the image plane (image y grows downwards), not normalised: a
+    // light from behind the camera, as a flash, shades edges little.
+    let (lx, ly) = (light.dot(cam.right), -light.dot(cam.up));
+    // The steepest slope of a unit step smoothed by a Gaussian of sigma s is 1 / (s sqrt(2 pi)).
+    let k = SCAR_EDGE_SHADE * edge_px * (2.0 * std::f32::consts::PI).sqrt();
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let j = y * w + x;
+            let gx = (height[j + 1][0] - height[j - 1][0]) * 0.5;
+            let gy = (height[j + w][0] - height[j - w][0]) * 0.5;
+            // A rising height faces away from its uphill direction: the lit side of a raised
+            // scar is where the uphill gradient points away from the light.
+            let f = (1.0 - k * (gx * lx + gy * ly)).clamp(0.55, 1.45);
+            if f != 1.0 {
+                let i = (y0 + y) * n + x0 + x;
+                img[i] = img[i].map(|c| c * f);
+            }
+        }
     }
 }
 
@@ -619,34 +680,89 @@ fn finish(mut img: Buf, n: usize, scene: &Scene, r: &mut Rng) -> RgbImage {
     out
 }
 
-/// Separable Gaussian blur with clamped edges.
+/// Separable Gaussian blur with clamped edges of a square image.
 fn gaussian_blur(img: &mut Buf, n: usize, sigma: f32) {
+    blur(img, n, n, sigma);
+}
+
+/// Separable Gaussian blur with clamped edges of a `w` x `h` image of `C`-channel pixels.
+fn blur<const C: usize>(img: &mut [[f32; C]], w: usize, h: usize, sigma: f32) {
     let rad = (sigma * 2.5).ceil() as isize;
     let mut k: Vec<f32> = (-rad..=rad).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
     let sum: f32 = k.iter().sum();
     k.iter_mut().for_each(|v| *v /= sum);
-    let mut tmp = vec![[0.0f32; 3]; n * n];
-    let max = n as isize - 1;
-    for y in 0..n {
-        for x in 0..n {
-            let mut acc = [0.0; 3];
-            for (j, w) in k.iter().enumerate() {
-                let xx = (x as isize + j as isize - rad).clamp(0, max) as usize;
-                let s = img[y * n + xx];
-                acc = [acc[0] + s[0] * w, acc[1] + s[1] * w, acc[2] + s[2] * w];
+    let mut tmp = vec![[0.0f32; C]; w * h];
+    let (max_x, max_y) = (w as isize - 1, h as isize - 1);
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0; C];
+            for (j, wt) in k.iter().enumerate() {
+                let xx = (x as isize + j as isize - rad).clamp(0, max_x) as usize;
+                let s = img[y * w + xx];
+                for c in 0..C {
+                    acc[c] += s[c] * wt;
+                }
             }
-            tmp[y * n + x] = acc;
+            tmp[y * w + x] = acc;
         }
     }
-    for y in 0..n {
-        for x in 0..n {
-            let mut acc = [0.0; 3];
-            for (j, w) in k.iter().enumerate() {
-                let yy = (y as isize + j as isize - rad).clamp(0, max) as usize;
-                let s = tmp[yy * n + x];
-                acc = [acc[0] + s[0] * w, acc[1] + s[1] * w, acc[2] + s[2] * w];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0; C];
+            for (j, wt) in k.iter().enumerate() {
+                let yy = (y as isize + j as isize - rad).clamp(0, max_y) as usize;
+                let s = tmp[yy * w + x];
+                for c in 0..C {
+                    acc[c] += s[c] * wt;
+                }
             }
-            img[y * n + x] = acc;
+            img[y * w + x] = acc;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A camera looking down -z with image x along +x and image up along +y.
+    fn camera() -> Camera {
+        Camera::look_at(v3(0.0, 0.0, 10.0), v3(0.0, 0.0, 0.0), v3(0.0, 1.0, 0.0), 0.0, 100.0, 100.0, 32.0, 32.0)
+    }
+
+    fn disk(n: usize, height: f32) -> Vec<f32> {
+        (0..n * n)
+            .map(|i| {
+                let (x, y) = ((i % n) as f32 - 32.0, (i / n) as f32 - 32.0);
+                if x * x + y * y < 100.0 {
+                    height
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    fn shaded(height: f32) -> Buf {
+        let n = 64;
+        let mut img: Buf = vec![[0.5; 3]; n * n];
+        let cam = camera();
+        // Light from the image's left, a little towards the camera.
+        let light = (cam.right * -1.0 + cam.fwd * -0.5).norm();
+        shade_relief(&mut img, &disk(n, height), n, 1.5, &cam, light);
+        img
+    }
+
+    #[test]
+    fn a_raised_scar_is_lit_on_the_lights_side_and_a_sunken_one_on_the_far_side() {
+        let n = 64;
+        let (left, right, centre) = (32 * n + 22, 32 * n + 42, 32 * n + 32);
+        let raised = shaded(1.0);
+        assert!(raised[left][0] > 0.55 && raised[right][0] < 0.45, "{:?} {:?}", raised[left], raised[right]);
+        assert!((raised[centre][0] - 0.5).abs() < 1e-3, "flat top unshaded");
+        let sunken = shaded(-1.0);
+        assert!(sunken[left][0] < 0.45 && sunken[right][0] > 0.55);
+        let flat = shaded(0.0);
+        assert!(flat.iter().all(|p| *p == [0.5; 3]), "no relief, no change");
     }
 }

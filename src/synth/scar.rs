@@ -1,7 +1,9 @@
 //! Scars on the scalp: the FUT strip across the back, FUE dot scars in the donor area, and
-//! irregular trauma or burn scars. Each answers "is this scalp position scar tissue?".
+//! irregular trauma or burn scars. Each answers "is this scalp position scar tissue?" and
+//! gives the fine grain of its tissue.
 
 use super::geom::{ScalpPos, MAP_RADIUS_CM, V3};
+use super::pattern::ValueNoise;
 use super::rng::Rng;
 use super::scene::{Scar, ScarKind};
 
@@ -12,7 +14,13 @@ pub struct ScarShape<'a> {
     pub spec: &'a Scar,
     /// FUE dot centres bucketed on a polar/azimuth grid of `CELL` degrees.
     dots: Vec<Vec<V3>>,
+    /// Uneven tone of the scar tissue, a few mm across, over the whole scalp map.
+    grain: ValueNoise,
 }
+
+/// Grain lattice: 128 cells of 3 mm cover the scalp map (radius about 19 cm at the nape).
+const GRAIN_CELLS: usize = 128;
+const GRAIN_CELL_CM: f32 = 0.3;
 
 const CELL: f32 = 2.0;
 const POLAR_CELLS: usize = 90;
@@ -32,7 +40,14 @@ impl<'a> ScarShape<'a> {
                 dots[key].push(ScalpPos::dir(polar, az));
             }
         }
-        ScarShape { spec, dots }
+        // Its own stream from the scar's seed, so drawing the grain moves no other draw.
+        let grain = ValueNoise::new(&mut Rng::new(spec.seed ^ 0x6772_6169_6E00), GRAIN_CELLS, GRAIN_CELL_CM);
+        ScarShape { spec, dots, grain }
+    }
+
+    /// The tissue's grain at a scalp position, in [-1, 1].
+    pub fn grain(&self, pos: &ScalpPos) -> f32 {
+        self.grain.at(pos.u, pos.v)
     }
 
     /// Whether the scalp position is inside this scar.
@@ -114,6 +129,7 @@ mod tests {
             lighter_l: 10.0,
             pinker_a: 5.0,
             shiny: false,
+            relief: 0.0,
             shape: [0.0; 6],
             seed: 1,
         }

@@ -140,6 +140,10 @@ pub struct Scar {
     pub lighter_l: f32,
     pub pinker_a: f32,
     pub shiny: bool,
+    /// Height of the tissue against the scalp around it, -1 sunken (atrophic) to 1 raised
+    /// (hypertrophic); the light shades its edges accordingly.
+    #[serde(default)]
+    pub relief: f32,
     /// Shape harmonics and phases (trauma outline, FUT wobble) and the FUE dot seed.
     pub shape: [f32; 6],
     pub seed: u64,
@@ -276,7 +280,7 @@ impl Scene {
         let view = ov.view.unwrap_or_else(|| *rng.pick(&View::ALL));
         let pattern = sample_pattern(&mut rng.fork(1), ov.pattern);
         let skin = sample_skin(&mut rng.fork(2), ov.skin);
-        let hair = sample_hair(&mut rng.fork(3), &skin, ov.hair);
+        let mut hair = sample_hair(&mut rng.fork(3), &skin, ov.hair);
         let scars = sample_scars(&mut rng.fork(4), ov.scar);
         let mut r = rng.fork(5);
         let s = r.range(0.93, 1.07);
@@ -291,6 +295,15 @@ impl Scene {
         let background_blur_px = if r.chance(0.5) { r.range(0.8, 3.0) } else { 0.0 };
         // Its own stream, so asking for a marker changes nothing else in the scene.
         let marker = ov.marker.then(|| sample_marker(&mut rng.fork(16), &camera));
+        // A client asking about scar camouflage is mostly photographed with the hair cut short,
+        // as SMP wears it; long hair would hide the scar the labels mark. Last, and only for
+        // heads with a scar, so every other scene keeps its draws.
+        if !scars.is_empty() {
+            let mut r = rng.fork(17);
+            if r.chance(SCAR_SHORT_HAIR_P) {
+                hair.length_cm = hair.length_cm.min(r.range(0.1, 0.6));
+            }
+        }
         Scene {
             view,
             pattern,
@@ -309,6 +322,9 @@ impl Scene {
         }
     }
 }
+
+/// Share of heads with a scar whose hair is cut to 1-6 mm for the photo.
+const SCAR_SHORT_HAIR_P: f32 = 0.7;
 
 const ROMAN: [&str; 7] = ["I", "II", "III", "IV", "V", "VI", "VII"];
 
@@ -433,6 +449,8 @@ fn sample_scar(r: &mut Rng, kind: ScarKind) -> Scar {
         shiny: r.chance(0.5),
         shape,
         seed: r.next_u64(),
+        // Drawn last so the draws above keep their values.
+        relief: r.range(-1.0, 1.0),
     }
 }
 
@@ -557,5 +575,18 @@ mod tests {
             assert!(scenes.iter().any(|s| s.pattern.kind == PatternKind::Norwood && s.pattern.stage_level == Some(level)));
         }
         assert_eq!(View::parse("Top-Down"), Some(View::Top));
+    }
+
+    #[test]
+    fn heads_with_a_scar_mostly_have_short_hair() {
+        let short = |ov: &Overrides| {
+            let scenes: Vec<Scene> = (0..300).map(|i| Scene::sample(&mut Rng::new(i), ov)).collect();
+            scenes.iter().filter(|s| s.hair.length_cm <= 0.6).count() as f32 / scenes.len() as f32
+        };
+        let scarred = short(&Overrides { scar: Some(ScarKind::Trauma), ..Overrides::default() });
+        let any = short(&Overrides::default());
+        // Without the rule about a third of heads have hair up to 6 mm; with it about 80 %.
+        assert!(scarred > 0.7, "{scarred}");
+        assert!(any < scarred - 0.2, "{any} vs {scarred}");
     }
 }
