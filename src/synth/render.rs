@@ -692,31 +692,27 @@ fn blur<const C: usize>(img: &mut [[f32; C]], w: usize, h: usize, sigma: f32) {
     let sum: f32 = k.iter().sum();
     k.iter_mut().for_each(|v| *v /= sum);
     let mut tmp = vec![[0.0f32; C]; w * h];
-    let (max_x, max_y) = (w as isize - 1, h as isize - 1);
+    blur_pass(img, &mut tmp, w, h, &k, true);
+    blur_pass(&tmp, img, w, h, &k, false);
+}
+
+/// One direction of [`blur`]: `dst` is `src` convolved with the odd-length kernel `k` along
+/// rows (`along_x`) or columns, edges clamped.
+fn blur_pass<const C: usize>(src: &[[f32; C]], dst: &mut [[f32; C]], w: usize, h: usize, k: &[f32], along_x: bool) {
+    let rad = (k.len() / 2) as isize;
+    let (len, step) = if along_x { (w as isize, 1) } else { (h as isize, w) };
     for y in 0..h {
         for x in 0..w {
+            let (at, base) = if along_x { (x as isize, y * w) } else { (y as isize, x) };
             let mut acc = [0.0; C];
             for (j, wt) in k.iter().enumerate() {
-                let xx = (x as isize + j as isize - rad).clamp(0, max_x) as usize;
-                let s = img[y * w + xx];
+                let t = (at + j as isize - rad).clamp(0, len - 1) as usize;
+                let s = src[base + t * step];
                 for c in 0..C {
                     acc[c] += s[c] * wt;
                 }
             }
-            tmp[y * w + x] = acc;
-        }
-    }
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = [0.0; C];
-            for (j, wt) in k.iter().enumerate() {
-                let yy = (y as isize + j as isize - rad).clamp(0, max_y) as usize;
-                let s = tmp[yy * w + x];
-                for c in 0..C {
-                    acc[c] += s[c] * wt;
-                }
-            }
-            img[y * w + x] = acc;
+            dst[y * w + x] = acc;
         }
     }
 }
