@@ -41,6 +41,8 @@ OPSET = 17
 SHIPPED_RECIPE = {"input_size": INPUT_SIZE, "steps": 3600, "batch": 12, "crop": 160, "lr": 0.003, "class_weights": [0.6, 1.0, 1.6, 1.2, 3.0],
                   "dice": 0.0, "focus_p": 0.0, "style": False, "texture": False, "bf16": False}
 CANDIDATE_VERSION = "0.0.0-candidate"
+# Cross-validated recipes (cv.RECIPES) and their versions; a fold's model is marked as one.
+RECIPE_VERSIONS = {"selfie-real": "0.5.0"}
 
 
 def input_size(train_info):
@@ -53,6 +55,9 @@ def version_for(train_info):
     """The version a trained model is exported and described as: the shipped version for the
     shipped recipe, the named candidate recipes' versions (the shipped recipe with real labels, or
     with the wider U-Net, not both), and CANDIDATE_VERSION for anything else."""
+    if train_info.get("recipe") in RECIPE_VERSIONS:
+        v = RECIPE_VERSIONS[train_info["recipe"]]
+        return v if train_info.get("fold", "all") == "all" else f"{v}-fold{train_info['fold']}"
     differs = any(train_info.get(k, v) != v for k, v in SHIPPED_RECIPE.items())
     wider = tuple(train_info.get("widths", DEFAULT_WIDTHS)) != DEFAULT_WIDTHS
     labelled = bool(train_info.get("real_labels"))

@@ -73,15 +73,22 @@ def mask(photo_uint8, entry):
     return out
 
 
-def load(real, labels_path):
-    """Photos (NxHxWx3 uint8) and masks (NxHxW uint8, IGNORE = unlabelled) of every labelled
-    real photo, the persons they show, and a sha256 over the labels file and the photos."""
-    raw = Path(labels_path).read_bytes()
-    spec = json.loads(raw)["photos"]
-    digest = hashlib.sha256(raw)
+def load(real, labels_paths, leave_out=()):
+    """Photos (NxHxWx3 uint8) and masks (NxHxW uint8, IGNORE = unlabelled) of every real photo
+    the label files name (merged; one path or several), except those of the men in `leave_out`
+    (a cross-validation fold's held-out men); the persons they show, and a sha256 over the label
+    files and the photos used."""
+    paths = [labels_paths] if isinstance(labels_paths, (str, Path)) else list(labels_paths)
+    spec, digest = {}, hashlib.sha256()
+    for path in paths:
+        raw = Path(path).read_bytes()
+        spec.update(json.loads(raw)["photos"])
+        digest.update(raw)
     photos, masks, persons = [], [], []
     rows = {r["file"]: r for r in read_rows(real)}
     for name in sorted(spec):
+        if rows[name]["person"] in leave_out:
+            continue
         digest.update((Path(real) / name).read_bytes())
         p = prepare_photo(Image.open(Path(real) / name))
         photos.append(p)

@@ -179,29 +179,36 @@ def mix_real(rng, idx, n_synth, n_real, real_p):
 
 def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
           real=None, real_p=0.0, widths=DEFAULT_WIDTHS, class_weights=CLASS_WEIGHTS, input_size=contract.INPUT_SIZE,
-          bf16=False, log_every=50):
+          bf16=False, arch="unet", leave_out=(), lr_body=None, synth=None, log_every=50):
+    """Trains a network; `synth` is load_synth's result when the caller already loaded the renders
+    (cross-validation trains several models on the same ones)."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
     if real is not None and input_size != contract.INPUT_SIZE:
         # The coarse real labels are superpixels drawn at the contract's size.
         raise ValueError(f"real labels need --input-size {contract.INPUT_SIZE}")
-    photos, labels, density, _, digest = load_synth(data, input_size)
+    photos, labels, density, _, digest = synth if synth is not None else load_synth(data, input_size)
     n_synth, real_info = len(photos), None
     if real is not None and real_p > 0:
         # Real photos join the arrays with no density truth (NaN: left out of the density loss)
         # and coarse labels, IGNORE where nobody said what a region is.
         from .real_labels import load as load_real
 
-        r_photos, r_masks, r_persons, r_digest = load_real(*real)
+        r_photos, r_masks, r_persons, r_digest = load_real(*real, leave_out=leave_out)
         photos = np.concatenate([photos, r_photos])
         labels = np.concatenate([labels, r_masks])
         density = np.concatenate([density, np.full(r_masks.shape, np.nan, np.float32)])
-        real_info = {"photos": len(r_photos), "persons": sorted(set(r_persons)), "sha256": r_digest, "share": real_p}
+        real_info = {"photos": len(r_photos), "persons": sorted(set(r_persons)), "sha256": r_digest, "share": real_p,
+                     "left_out": sorted(leave_out)}
     focus = focus_index(labels) if focus_p > 0 else None
-    net = UNet(widths).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    net = build(arch, widths, seed).to(memory_format=torch.channels_last)
+    # A pretrained body may learn more slowly than the new layers on it (`lr_body`).
+    body = [p for n, p in net.named_parameters() if n.startswith("body.")]
+    rest = [p for n, p in net.named_parameters() if not n.startswith("body.")]
+    groups = [{"params": rest, "lr": lr}] + ([{"params": body, "lr": lr_body or lr}] if body else [])
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1)
     class_weights = list(class_weights)
     if bg_weight is not None:
         class_weights[0] = bg_weight
@@ -242,8 +249,20 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     return net, {"data_sha256": digest, "images": n_synth, "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "widths": list(widths), "class_weights": class_weights,
-                 "input_size": input_size, "bf16": bf16, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
+                 "input_size": input_size, "bf16": bf16, "arch": arch, "lr_body": lr_body, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
                  "real_labels": real_info}
+
+
+def build(arch, widths=DEFAULT_WIDTHS, seed=0):
+    """The network of an architecture: "unet" (trained from scratch, 0.1.x) or "selfie"
+    (MediaPipe's pretrained selfie segmentation body with a scalp head, see selfie.py)."""
+    if arch == "unet":
+        return UNet(widths)
+    if arch == "selfie":
+        from .selfie import SelfieScalp, pretrained_path
+
+        return SelfieScalp(pretrained_path(), len(contract.CLASSES), contract.MEAN, contract.STD, seed)
+    raise ValueError(f"unknown architecture {arch}")
 
 
 def main():
@@ -261,7 +280,10 @@ def main():
     ap.add_argument("--class-weights", default=",".join(map(str, CLASS_WEIGHTS)),
                     help="cross-entropy weight per class, in the contract's class order")
     ap.add_argument("--bg-weight", type=float, default=None, help="background class weight (overrides --class-weights)")
-    ap.add_argument("--real-labels", default=None, help="coarse labels on real photos (real_labels.json)")
+    ap.add_argument("--real-labels", nargs="+", default=None, help="coarse labels on real photos (real_labels*.json, merged)")
+    ap.add_argument("--leave-out", default="", help="comma-separated persons whose labelled photos are not trained on (a fold)")
+    ap.add_argument("--arch", default="unet", choices=["unet", "selfie"])
+    ap.add_argument("--lr-body", type=float, default=None, help="peak learning rate of a pretrained body (default: --lr)")
     ap.add_argument("--real", default="../../shared/real/uze-dev", help="folder of the labelled real photos")
     ap.add_argument("--real-p", type=float, default=0.0, help="share of batch items drawn from the labelled real photos")
     ap.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
@@ -279,7 +301,7 @@ def main():
     real = (a.real, a.real_labels) if a.real_labels else None
     net, info = train(a.data, a.steps, a.batch, a.crop, a.lr, a.seed, a.dice, a.focus_p, a.style, a.bg_weight, a.texture,
                       real, a.real_p, tuple(int(w) for w in a.widths.split(",")),
-                      weights, a.input_size, a.bf16)
+                      weights, a.input_size, a.bf16, a.arch, tuple(p for p in a.leave_out.split(",") if p), a.lr_body)
     torch.save(net.state_dict(), a.out)
     with open(a.out + ".json", "w") as f:
         json.dump(info, f, indent=1)
