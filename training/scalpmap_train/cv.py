@@ -61,6 +61,8 @@ RECIPES = {
     "selfie-real": {"arch": "selfie", "steps": 600, "batch": 12, "crop": 192, "lr": 0.002, "lr_body": 0.001,
                     "real_p": 0.5, "class_weights": [0.6, 1.0, 1.6, 1.2, 3.0]},
 }
+# The same with a tenth of each batch generated no-head photos (walls, floors, noise, textiles).
+RECIPES["selfie-real-neg"] = dict(RECIPES["selfie-real"], negatives=0.1)
 
 
 def folds(rows):
@@ -425,31 +427,60 @@ def train_folds(recipe_name, data, real, out, label_files, seed=7, only=None):
         leave = tuple(sorted(m for m, f in fold_of.items() if f == k)) if k != "all" else ()
         net, info = train(data, recipe["steps"], recipe["batch"], recipe["crop"], recipe["lr"], seed,
                           class_weights=recipe["class_weights"], real=(real, list(label_files)), real_p=recipe["real_p"],
-                          arch=recipe["arch"], leave_out=leave, lr_body=recipe.get("lr_body"), synth=synth)
+                          arch=recipe["arch"], leave_out=leave, lr_body=recipe.get("lr_body"), synth=synth,
+                          negatives=recipe.get("negatives", 0.0))
         info["recipe"], info["fold"] = recipe_name, k
         state = out / f"fold{k}.pt"
         torch.save(net.state_dict(), state)
         (out / f"fold{k}.pt.json").write_text(json.dumps(info, indent=1))
         m, reference = export.export(str(state), str(onnx_path) + ".tmp", info)
-        export.check(m, str(onnx_path) + ".tmp", reference, contract.input_size(info))
+        checked = export.check(m, str(onnx_path) + ".tmp", reference, contract.input_size(info))
+        (out / f"fold{k}.check.json").write_text(json.dumps(checked, indent=1))
+        export.write_reference(reference, str(out / f"fold{k}.reference.json"), contract.input_size(info))
         os.replace(str(onnx_path) + ".tmp", onnx_path)
         print(f"fold {k}: {info['seconds']:.0f} s, left out {', '.join(leave) or 'none'}", flush=True)
 
 
-def ship(models, cv_json, out):
+def ship(models, cv_json, out, variant=""):
     """The all-men model with the cut points fit on every man's out-of-fold fractions written
     into its metadata (`scalpmap plan` reads them), atomically to `out`."""
     import onnx
 
     result = json.loads(Path(cv_json).read_text())
     cuts = result["staging"]["cut_points_all_men"]
-    m = onnx.load(str(Path(models) / "foldall.onnx"))
+    m = onnx.load(str(Path(models) / f"foldall{variant}.onnx"))
     meta = {p.key: p for p in m.metadata_props}
     entry = meta.get("scalpmap.norwood_top_upper") or m.metadata_props.add()
     entry.key, entry.value = "scalpmap.norwood_top_upper", ",".join(f"{c:.4f}" for c in cuts)
     onnx.save(m, str(out) + ".tmp")
     os.replace(str(out) + ".tmp", out)
     return cuts
+
+
+def gate(models):
+    """Each fold model of a folder exported again with the person stage (selfie.Gated) as
+    fold{k}.gated.onnx, with its check and reference outputs; no training."""
+    from . import export
+
+    for k in [*range(N_FOLDS), "all"]:
+        state = Path(models) / f"fold{k}.pt"
+        out = Path(models) / f"fold{k}.gated.onnx"
+        if out.exists() or not state.exists():
+            continue
+        info = dict(json.loads(Path(str(state) + ".json").read_text()), person_gate=True)
+        m, reference = export.export(str(state), str(out) + ".tmp", info)
+        checked = export.check(m, str(out) + ".tmp", reference, contract.input_size(info))
+        (Path(models) / f"fold{k}.gated.check.json").write_text(json.dumps(checked, indent=1))
+        export.write_reference(reference, str(Path(models) / f"fold{k}.gated.reference.json"), contract.input_size(info))
+        os.replace(str(out) + ".tmp", out)
+        print(f"fold {k}: gated", flush=True)
+
+
+def synthetic_figures(model, val):
+    """evaluate.py's figures on unseen renders, and the speed, for the card."""
+    from .evaluate import session, synthetic, timings
+
+    return {"synthetic": synthetic(session(str(model)), val), "speed": timings(str(model))}
 
 
 def main():
@@ -467,17 +498,33 @@ def main():
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--models", help="a folder of fold0.onnx ... fold6.onnx (cv train's output)")
     g.add_argument("--model", help="one model for every fold (one that never trained on these photos)")
+    s.add_argument("--variant", default="", help="fold model file suffix, e.g. .gated (cv gate's exports)")
     s.add_argument("--real", default="../../shared/real/uze-dev")
     s.add_argument("--binary", default="../target/release/scalpmap")
     s.add_argument("--sheet", default=None, help="contact sheet PNG (default: beside --out)")
     s.add_argument("--out", required=True)
+    gp = sub.add_parser("gate", help="export a folder's fold models again with the person stage")
+    gp.add_argument("--models", required=True)
+    y = sub.add_parser("synth", help="a model's figures on unseen renders and its speed")
+    y.add_argument("--model", required=True)
+    y.add_argument("--val", default="data/val")
+    y.add_argument("--out", required=True)
     h = sub.add_parser("ship", help="the all-men model with its cross-validated cut points, to --out")
     h.add_argument("--models", required=True)
     h.add_argument("--cv", required=True, help="cv score's JSON for these models")
     h.add_argument("--out", required=True)
+    h.add_argument("--variant", default="")
     a = ap.parse_args()
+    if a.cmd == "synth":
+        result = synthetic_figures(a.model, a.val)
+        Path(a.out).write_text(json.dumps(result, indent=1))
+        print(json.dumps({"miou": result["synthetic"]["miou"], **result["speed"]}))
+        return
+    if a.cmd == "gate":
+        gate(a.models)
+        return
     if a.cmd == "ship":
-        print("cut points:", ship(a.models, a.cv, a.out))
+        print("cut points:", ship(a.models, a.cv, a.out, a.variant))
         return
     if not (Path(a.real) / "labels.csv").exists():
         print(f"real photos not found at {a.real}: nothing to do")
@@ -491,7 +538,7 @@ def main():
         only = [int(k) if k != "all" else k for k in a.only] if a.only else None
         train_folds(a.recipe, a.data, a.real, a.out, LABEL_FILES, only=only)
         return
-    model_of_fold = (lambda k: Path(a.models) / f"fold{k}.onnx") if a.models else (lambda k: Path(a.model))
+    model_of_fold = (lambda k: Path(a.models) / f"fold{k}{a.variant}.onnx") if a.models else (lambda k: Path(a.model))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:

@@ -168,6 +168,66 @@ def soft_dice_loss(logits, y):
     return 1.0 - dice[present].mean()
 
 
+def no_head_photos(rng, n, size):
+    """n generated photos with no head in them (uint8 NHWC), every pixel background: smooth walls
+    and gradients of any colour (beige too), wood-grain floors, colour noise, woven or striped
+    textures and blurred blobs. No skin-coloured blob: a bald crown is one. Without these a fine-tuned
+    model reads a flat beige wall as bare scalp."""
+    from scipy import ndimage
+
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+
+    def skin(c):
+        r, g, b = c
+        return r > 95 and g > 40 and b > 20 and r > g and r > b and r - min(g, b) > 15
+
+    def colour(saturation, skin_ok=False):
+        while True:
+            c = rng.uniform(0, 255, 3)
+            c = c.mean() + (c - c.mean()) * saturation
+            if skin_ok or not skin(c):
+                return c
+
+    out = np.zeros((n, size, size, 3), np.float32)
+    for i in range(n):
+        # Walls, floors and fabrics are mostly of muted colours; a flat wall may be beige.
+        base = colour(rng.uniform(0.0, 1.0), skin_ok=True)
+        kind = int(rng.integers(0, 5))
+        if kind == 0:  # wall: a smooth light gradient, a little grain
+            g = rng.normal(0, 1, 2) * rng.uniform(10, 60)
+            img = base + (g[0] * (x - 0.5) + g[1] * (y - 0.5))[..., None]
+        elif kind == 1:  # floor: wood grain along a random direction
+            a = rng.uniform(0, np.pi)
+            u, v = np.cos(a) * x + np.sin(a) * y, -np.sin(a) * x + np.cos(a) * y
+            grain = np.sin(u * rng.uniform(20, 120) + 3 * np.sin(v * rng.uniform(2, 12))) * rng.uniform(5, 30)
+            img = base * rng.uniform(0.4, 1.0) + grain[..., None] * np.array([1.0, 0.7, 0.4])
+        elif kind == 2:  # noise, fine or coarse
+            noise = rng.uniform(0, 255, (size, size, 3))
+            img = ndimage.uniform_filter(noise, (rng.choice([1, 3, 7]),) * 2 + (1,)) if rng.random() < 0.5 else noise
+        elif kind == 3:  # woven or striped textile
+            f1, f2 = rng.uniform(10, 80, 2)
+            img = base + (np.sin(x * f1 * np.pi) * np.sin(y * f2 * np.pi) * rng.uniform(10, 60))[..., None]
+        else:  # blurred blobs of random colours
+            img = np.zeros((size, size, 3), np.float32) + base
+            for _ in range(int(rng.integers(2, 8))):
+                cx, cy, r = rng.uniform(0, 1, 2).tolist() + [rng.uniform(0.05, 0.3)]
+                img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = colour(1.0)
+            img = ndimage.gaussian_filter(img, (rng.uniform(1, 8),) * 2 + (0,))
+        out[i] = img + rng.normal(0, rng.uniform(0, 6), (size, size, 3))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def mix_negatives(rng, photos, labels, density, share):
+    """Replace a share of a batch (already drawn) by generated no-head photos, all background."""
+    swap = np.nonzero(rng.random(len(photos)) < share)[0]
+    if len(swap):
+        photos, labels, density = photos.copy(), labels.copy(), density.copy()
+        photos[swap] = no_head_photos(rng, len(swap), photos.shape[1])
+        labels[swap] = contract.CLASSES.index("background")
+        density[swap] = 0.0
+    return photos, labels, density
+
+
 def mix_real(rng, idx, n_synth, n_real, real_p):
     """Replace a share `real_p` of a batch's synthetic photo indices by labelled real photos
     (indices n_synth.. in the joined arrays)."""
@@ -179,7 +239,7 @@ def mix_real(rng, idx, n_synth, n_real, real_p):
 
 def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
           real=None, real_p=0.0, widths=DEFAULT_WIDTHS, class_weights=CLASS_WEIGHTS, input_size=contract.INPUT_SIZE,
-          bf16=False, arch="unet", leave_out=(), lr_body=None, synth=None, log_every=50):
+          bf16=False, arch="unet", leave_out=(), lr_body=None, synth=None, negatives=0.0, log_every=50):
     """Trains a network; `synth` is load_synth's result when the caller already loaded the renders
     (cross-validation trains several models on the same ones)."""
     torch.manual_seed(seed)
@@ -223,7 +283,10 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
             idx, centres = draw_batch(rng, n_synth, batch, focus, focus_p)
         if real_info is not None:
             idx = mix_real(rng, idx, n_synth, real_info["photos"], real_p)
-        x, y, d = augment(rng, photos[idx], labels[idx], density[idx], crop, centres, style, texture)
+        bp, bl, bd = photos[idx], labels[idx], density[idx]
+        if negatives > 0:
+            bp, bl, bd = mix_negatives(rng, bp, bl, bd, negatives)
+        x, y, d = augment(rng, bp, bl, bd, crop, centres, style, texture)
         x = torch.from_numpy(x).to(memory_format=torch.channels_last)
         y, d = torch.from_numpy(y), torch.from_numpy(d)
         # bf16: the convolutions in bfloat16 (about twice as fast on CPUs with AVX512-BF16), the
@@ -249,7 +312,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     return net, {"data_sha256": digest, "images": n_synth, "steps": steps, "batch": batch, "crop": crop,
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "widths": list(widths), "class_weights": class_weights,
-                 "input_size": input_size, "bf16": bf16, "arch": arch, "lr_body": lr_body, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
+                 "input_size": input_size, "bf16": bf16, "arch": arch, "lr_body": lr_body, "negatives": negatives, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
                  "real_labels": real_info}
 
 
