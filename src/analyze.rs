@@ -113,7 +113,9 @@ pub fn analyze_bytes(
         None => (s.min_region_fraction * (mw * mh) as f64).round() as usize,
     }
     .max(1);
-    let raw = ClassMap::new(mw, mh, out.classes().iter().copied().collect());
+    // With scar detection off, a pixel the model calls scar takes its next most probable class.
+    let excluded = (!c.scar_detection).then_some(Class::Scar as u8);
+    let raw = ClassMap::new(mw, mh, out.classes_except(excluded).iter().copied().collect());
     let mut map = clean(&raw, min_cells, Class::COUNT);
     let marker = crate::marker::find_in_photo(&photo.image).map(|m| m.scaled(decoded_scale));
     if let Some(m) = &marker {

@@ -396,14 +396,29 @@ fn plan_cmd(a: PlanArgs) -> i32 {
     }
 }
 
+/// A patient's stable anonymous id (`--anonymize`).
+fn anonymous_patient(patient: &str) -> String {
+    format!("anon-{}", &scalpmap::analyze::sha256_hex(patient.as_bytes())[..12])
+}
+
 fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
-    let (rules, rules_name) = match &a.rules {
-        Some(p) => (Rules::load(p)?, p.display().to_string()),
-        None => (Rules::default(), "default".to_string()),
+    // Stage cut points fit for the model's maps travel in its metadata; a clinic's file still wins.
+    let model = scalpmap::model::load(a.analyze.model.as_deref())?;
+    let cuts = model.contract.norwood_top_upper.clone();
+    let from_model = |name: String| match &cuts {
+        Some(_) => format!("{name}, with model {}'s Norwood cut points unless set there", model.contract.model_version),
+        None => name,
     };
+    let (rules, rules_name) = match &a.rules {
+        Some(p) => (Rules::load_over_model(p, cuts.as_deref())?, from_model(p.display().to_string())),
+        None => (Rules::layered(cuts.as_deref(), "", "default")?, from_model("default".to_string())),
+    };
+    drop(model);
     // Patients and views from the manifest, or from the folders.
     let mut patient_of: HashMap<PathBuf, String> = HashMap::new();
     let mut views: HashMap<PathBuf, String> = HashMap::new();
+    // Scars a practitioner marked, per patient (the largest value given on the patient's rows).
+    let mut scars: BTreeMap<String, f64> = BTreeMap::new();
     let (inputs, pre_failures) = match &a.manifest {
         Some(m) => {
             let rows = read_manifest(m).map_err(|e| anyhow::anyhow!(e))?;
@@ -411,6 +426,10 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
             let mut inputs = Vec::new();
             let mut failures = Vec::new();
             for r in rows {
+                if let Some(cm2) = r.scar_cm2 {
+                    let e = scars.entry(r.patient.clone()).or_insert(0.0);
+                    *e = e.max(cm2);
+                }
                 if !r.file.is_file() {
                     failures.push(Failure {
                         file: r.file.display().to_string(),
@@ -455,14 +474,17 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         let Some(output) = outputs.get(report.input.file.as_str()) else { continue };
         let mut patient = patient_of.get(path).cloned().unwrap_or_else(|| "unknown".into());
         if a.analyze.anonymize {
-            patient = format!("anon-{}", &scalpmap::analyze::sha256_hex(patient.as_bytes())[..12]);
+            patient = anonymous_patient(&patient);
         }
         groups.entry(patient).or_default().push(PatientPhoto { output: output.to_string(), report });
     }
     for photos in groups.values_mut() {
         photos.sort_by(|x, y| x.report.input.file.cmp(&y.report.input.file));
     }
-    let reports = clinic::patient_reports(groups, &rules, &rules_name, a.start_date);
+    if a.analyze.anonymize {
+        scars = scars.into_iter().map(|(p, v)| (anonymous_patient(&p), v)).collect();
+    }
+    let reports = clinic::patient_reports(groups, &scars, &rules, &rules_name, a.start_date);
     let failed: Vec<(String, String)> =
         summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
     let rows = clinic::write(&a.analyze.out, &reports, &failed)?;

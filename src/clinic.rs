@@ -26,9 +26,10 @@ pub fn safe_id(id: &str) -> String {
     }
 }
 
-/// Fuses and plans every patient.
+/// Fuses and plans every patient; `scars` holds the scar areas (cm²) practitioners marked.
 pub fn patient_reports(
     groups: BTreeMap<String, Vec<PatientPhoto>>,
+    scars: &BTreeMap<String, f64>,
     rules: &Rules,
     rules_name: &str,
     start: Option<NaiveDate>,
@@ -36,7 +37,10 @@ pub fn patient_reports(
     groups
         .into_iter()
         .map(|(patient, photos)| {
-            let assessment = fuse(&photos, rules);
+            let mut assessment = fuse(&photos, rules);
+            if let Some(&cm2) = scars.get(&patient) {
+                crate::patient::add_marked_scar(&mut assessment, cm2, rules);
+            }
             let plan = plan(&assessment, rules, start);
             let r = PatientReport {
                 schema: PATIENT_SCHEMA.into(),

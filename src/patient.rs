@@ -13,16 +13,19 @@ use crate::report::Report;
 use crate::rules::Rules;
 use crate::synth::scene::View;
 
-/// One manifest row: which patient a photo belongs to, and its view if known.
+/// One manifest row: which patient a photo belongs to, its view if known, and the area of scars
+/// the practitioner marked on the patient, if given.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ManifestRow {
     pub patient: String,
     pub view: Option<String>,
     pub file: PathBuf,
+    pub scar_cm2: Option<f64>,
 }
 
-/// Reads a manifest CSV with the header `patient,view,file`; files are relative to the
-/// manifest's folder; an empty view means unknown.
+/// Reads a manifest CSV with the header `patient,view,file` (and optionally `scar_cm2`: scars the
+/// practitioner marked on that patient, in cm²); files are relative to the manifest's folder; an
+/// empty view means unknown.
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read the manifest ({e})", path.display()))?;
     parse_manifest(&bytes, path.parent().unwrap_or(Path::new(".")), &path.display().to_string())
@@ -32,6 +35,7 @@ pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<Manif
     let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(bytes);
     let header = rdr.headers().map_err(|e| format!("{name}: {e}"))?.clone();
     let col = |n: &str| header.iter().position(|h| h.eq_ignore_ascii_case(n));
+    let scar_col = col("scar_cm2");
     let (Some(p), Some(v), Some(f)) = (col("patient"), col("view"), col("file")) else {
         return Err(format!(
             "{name}: the header must name the columns patient,view,file (found: {})",
@@ -56,7 +60,13 @@ pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<Manif
                     .to_string(),
             ),
         };
-        rows.push(ManifestRow { patient, view, file: base.join(file) });
+        let scar_cm2 = match scar_col.and_then(|c| rec.get(c)).unwrap_or("") {
+            "" => None,
+            s => Some(s.parse::<f64>().ok().filter(|a| a.is_finite() && *a >= 0.0 && *a <= 1000.0).ok_or_else(|| {
+                format!("{name}: line {line}: scar_cm2 '{s}' must be an area in cm² from 0 to 1000")
+            })?),
+        };
+        rows.push(ManifestRow { patient, view, file: base.join(file), scar_cm2 });
     }
     Ok(rows)
 }
@@ -223,7 +233,12 @@ fn by_view(rows: &[ViewRow], f: impl Fn(&ViewRow) -> f64) -> BTreeMap<String, f6
 
 /// Combines a patient's photos.
 pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
-    let rows: Vec<ViewRow> = photos.iter().map(|p| view_row(p, rules)).collect();
+    let all_rows: Vec<ViewRow> = photos.iter().map(|p| view_row(p, rules)).collect();
+    // A photo in which no scalp was found says nothing about the patient's loss: it is listed,
+    // with its retake advice, but no figure is taken from it (a wall is not 100 % bare).
+    let no_scalp = |p: &PatientPhoto| p.report.quality.scalp_fraction < crate::quality::NO_SCALP_FRACTION;
+    let usable: Vec<&PatientPhoto> = photos.iter().filter(|p| !no_scalp(p)).collect();
+    let rows: Vec<ViewRow> = photos.iter().zip(&all_rows).filter(|(p, _)| !no_scalp(p)).map(|(_, r)| r.clone()).collect();
     let tw = rules.loss.thinning_weight;
     let loss = |r: &ViewRow| r.bare + r.scar + tw * r.thinning;
     let per_view_loss = by_view(&rows, loss);
@@ -258,8 +273,12 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
             missing.join(", ")
         ));
     }
-    for r in rows.iter().filter(|r| r.retake) {
-        warnings.push(format!("{}: the photo's quality is poor; a retake is advised", r.file));
+    for (p, r) in photos.iter().zip(&all_rows) {
+        if no_scalp(p) {
+            warnings.push(format!("{}: no scalp found in the photo; it is left out of the plan, retake it", r.file));
+        } else if r.retake {
+            warnings.push(format!("{}: the photo's quality is poor; a retake is advised", r.file));
+        }
     }
 
     let area = area_to_cover(&per_view_cover, &rows, rules);
@@ -269,9 +288,9 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     let cover_s = weighted(&|r: &ViewRow| r.scar);
     let stage = stage(&per_view_cover, cover_t, cover_t + cover_b + cover_s, rules);
     // The skin tone from the photo with the most usable bare skin.
-    let skin = photos.iter().filter_map(|p| p.report.measurement.skin.clone()).max_by_key(|s| s.cells);
+    let skin = usable.iter().filter_map(|p| p.report.measurement.skin.clone()).max_by_key(|s| s.cells);
     Fusion {
-        views: rows,
+        views: all_rows,
         missing_views: missing,
         hair_loss: HairLoss { percent, severity: severity(percent, rules), weight_covered: covered, method },
         thinning_fraction: cover_t,
@@ -281,11 +300,23 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
         area_method: area.1,
         stage,
         skin,
-        density_on_hair: mean(photos.iter().filter_map(|p| p.report.density.mean_on_hair_per_cm2)),
-        density_on_thinning: mean(photos.iter().filter_map(|p| p.report.density.mean_on_thinning_per_cm2)),
+        density_on_hair: mean(usable.iter().filter_map(|p| p.report.density.mean_on_hair_per_cm2)),
+        density_on_thinning: mean(usable.iter().filter_map(|p| p.report.density.mean_on_thinning_per_cm2)),
         front_loss,
         warnings,
     }
+}
+
+/// Adds the scars a practitioner marked (`cm2`) to a fused patient: while scar detection is off no
+/// scar comes from the photos, so these are the scars the plan treats (as a share of a typical
+/// scalp, and their area added to the area to cover).
+pub fn add_marked_scar(f: &mut Fusion, cm2: f64, rules: &Rules) {
+    if cm2 <= 0.0 {
+        return;
+    }
+    f.scar_fraction += cm2 / rules.views.scalp_cm2;
+    f.area_to_cover_cm2 = f.area_to_cover_cm2 + Interval::exact(cm2);
+    f.warnings.push(format!("scars marked by the practitioner: {cm2:.1} cm², added to the area to cover"));
 }
 
 /// Area to cover: each SALT view's fraction to cover times its share of a typical scalp
@@ -386,7 +417,10 @@ mod tests {
     fn manifest_rows_resolve_files_and_views() {
         let csv = b"patient,view,file\nanna,top,anna/1.jpg\nanna,,anna/2.jpg\nbo , Crown , x.png\n";
         let rows = parse_manifest(csv, Path::new("/clinic"), "m.csv").unwrap();
-        assert_eq!(rows[0], ManifestRow { patient: "anna".into(), view: Some("top".into()), file: PathBuf::from("/clinic/anna/1.jpg") });
+        assert_eq!(
+            rows[0],
+            ManifestRow { patient: "anna".into(), view: Some("top".into()), file: PathBuf::from("/clinic/anna/1.jpg"), scar_cm2: None }
+        );
         assert_eq!(rows[1].view, None);
         assert_eq!((rows[2].patient.as_str(), rows[2].view.as_deref()), ("bo", Some("back")));
         let e = parse_manifest(b"patient,view,file\nanna,sideways,a.jpg\n", Path::new("."), "m.csv").unwrap_err();
@@ -395,6 +429,17 @@ mod tests {
         assert!(e.contains("patient,view,file"), "{e}");
         let e = parse_manifest(b"patient,view,file\nanna,top\n", Path::new("."), "m.csv").unwrap_err();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_manifest_may_mark_scars_and_bad_areas_are_refused() {
+        let rows = parse_manifest(b"patient,view,file,scar_cm2\nanna,top,a.jpg,12.5\nanna,back,b.jpg,\n", Path::new("."), "m.csv").unwrap();
+        assert_eq!((rows[0].scar_cm2, rows[1].scar_cm2), (Some(12.5), None));
+        for bad in ["-1", "nan", "lots", "5000"] {
+            let csv = format!("patient,view,file,scar_cm2\nanna,top,a.jpg,{bad}\n");
+            let e = parse_manifest(csv.as_bytes(), Path::new("."), "m.csv").unwrap_err();
+            assert!(e.contains("line 2") && e.contains("scar_cm2"), "{e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,9 @@ use crate::model::segmenter::area_weights;
 pub const BLUR_MIN_SHARPNESS: f64 = 20.0;
 pub const GLARE_MAX_FRACTION: f64 = 0.08;
 pub const SCALP_MIN_FRACTION: f64 = 0.05;
+/// Below this share the model found no head in the photo at all (a wall, a floor, a hand):
+/// the photo is not of a scalp, and a patient's plan leaves it out.
+pub const NO_SCALP_FRACTION: f64 = 0.01;
 pub const DARK_MAX_MEAN: f64 = 45.0;
 pub const BRIGHT_MIN_MEAN: f64 = 225.0;
 
@@ -95,7 +98,12 @@ pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32]) -> Quality {
     if glare_fraction > GLARE_MAX_FRACTION {
         reasons.push(format!("glare on {:.0}% of the scalp: turn the flash off or light from the side", glare_fraction * 100.0));
     }
-    if scalp_fraction < SCALP_MIN_FRACTION {
+    if scalp_fraction < NO_SCALP_FRACTION {
+        reasons.push(format!(
+            "no scalp found (it fills {:.1}% of the photo): photograph the head, scalp filling most of the frame",
+            scalp_fraction * 100.0
+        ));
+    } else if scalp_fraction < SCALP_MIN_FRACTION {
         reasons.push(format!("scalp fills only {:.1}% of the photo: move closer", scalp_fraction * 100.0));
     }
     if mean_luminance < DARK_MAX_MEAN {
@@ -129,10 +137,15 @@ mod tests {
     }
 
     #[test]
-    fn no_scalp_advises_moving_closer() {
-        let photo = RgbImage::from_fn(16, 16, |x, y| image::Rgb([((x * 37 + y * 91) % 256) as u8, 100, 100]));
-        let q = assess(&photo, &ClassMap::new(4, 4, vec![0; 16]), &luminance(&photo, 4, 4));
+    fn no_scalp_is_told_apart_from_a_small_one() {
+        let photo = RgbImage::from_fn(20, 20, |x, y| image::Rgb([((x * 37 + y * 91) % 256) as u8, 100, 100]));
+        let q = assess(&photo, &ClassMap::new(10, 10, vec![0; 100]), &luminance(&photo, 10, 10));
         assert_eq!(q.scalp_fraction, 0.0);
-        assert!(q.reasons.iter().any(|r| r.contains("move closer")));
+        assert!(q.retake && q.reasons.iter().any(|r| r.contains("no scalp found")), "{:?}", q.reasons);
+        let mut few = vec![0u8; 100];
+        few[..3].fill(3);
+        let q = assess(&photo, &ClassMap::new(10, 10, few), &luminance(&photo, 10, 10));
+        assert!(q.reasons.iter().any(|r| r.contains("move closer")), "{:?}", q.reasons);
+        assert!(!q.reasons.iter().any(|r| r.contains("no scalp found")));
     }
 }

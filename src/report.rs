@@ -83,7 +83,19 @@ pub struct ModelInfo {
     /// "embedded" or the --model path.
     pub source: String,
     pub training_data_sha256: String,
+    /// "on", or "off" with the reason: the model's scar class is not drawn, and only the scars a
+    /// practitioner marks (the manifest's `scar_cm2`) are planned. Absent in reports older than the key.
+    #[serde(default = "scar_detection_on")]
+    pub scar_detection: String,
 }
+
+fn scar_detection_on() -> String {
+    "on".into()
+}
+
+/// What reports say when a model's scar class is switched off.
+pub const SCAR_DETECTION_OFF: &str =
+    "off: no scar detector has yet passed the false-scar check on real photos, so no scar is drawn from the photo; scars a practitioner marks (the manifest's scar_cm2 column) are still planned";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {

@@ -204,9 +204,21 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 impl Rules {
     /// The defaults with a clinic's TOML text merged on top; `name` names it in errors.
     pub fn from_overrides(text: &str, name: &str) -> Result<Rules, RulesError> {
+        Rules::layered(None, text, name)
+    }
+
+    /// The defaults, then the Norwood cut points a model was fit with (`model_cuts`, from its
+    /// metadata: cut points belong to the maps they were fit on), then a clinic's TOML text on
+    /// top, which wins wherever it names a key.
+    pub fn layered(model_cuts: Option<&[f64]>, text: &str, name: &str) -> Result<Rules, RulesError> {
         let invalid = |why: String| RulesError::Invalid { path: name.to_string(), why };
         let over: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
         let mut base: toml::Table = toml::from_str(DEFAULT_TOML).expect("src/rules.toml is valid (tested)");
+        if let Some(cuts) = model_cuts {
+            let mut stage = toml::Table::new();
+            stage.insert("norwood_top_upper".into(), toml::Value::Array(cuts.iter().map(|&c| toml::Value::Float(c)).collect()));
+            merge(&mut base, toml::Table::from_iter([("stage".to_string(), toml::Value::Table(stage))]));
+        }
         merge(&mut base, over);
         let rules: Rules = base.try_into().map_err(|e: toml::de::Error| invalid(e.to_string().trim().to_string()))?;
         rules.check().map_err(invalid)?;
@@ -214,8 +226,13 @@ impl Rules {
     }
 
     pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        Rules::load_over_model(path, None)
+    }
+
+    /// A clinic's file over the defaults and a model's cut points (see [`Rules::layered`]).
+    pub fn load_over_model(path: &Path, model_cuts: Option<&[f64]>) -> Result<Rules, RulesError> {
         let text = std::fs::read_to_string(path).map_err(|e| RulesError::Read { path: path.display().to_string(), why: e.to_string() })?;
-        Rules::from_overrides(&text, &path.display().to_string())
+        Rules::layered(model_cuts, &text, &path.display().to_string())
     }
 
     /// Values that would make the plan meaningless (or its arithmetic overflow).
@@ -363,6 +380,18 @@ mod tests {
         assert!(e.contains("touch_up_years"), "{e}");
         let e = Rules::from_overrides("not toml [", "c.toml").unwrap_err().to_string();
         assert!(e.contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_models_cut_points_sit_between_the_defaults_and_the_clinic() {
+        let cuts = [0.05, 0.15, 0.25, 0.45, 0.6, 0.7];
+        let r = Rules::layered(Some(&cuts), "", "none").unwrap();
+        assert_eq!(r.stage.norwood_top_upper, cuts.to_vec());
+        assert_eq!(r.sessions, Rules::default().sessions, "only the cut points change");
+        let clinic = Rules::layered(Some(&cuts), "[stage]\nnorwood_top_upper = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]\n", "c.toml").unwrap();
+        assert_eq!(clinic.stage.norwood_top_upper, vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "the clinic's file wins");
+        let other = Rules::layered(Some(&cuts), "[sessions]\nbase = 4\n", "c.toml").unwrap();
+        assert_eq!((other.stage.norwood_top_upper, other.sessions.base), (cuts.to_vec(), 4));
     }
 
     #[test]

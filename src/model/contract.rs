@@ -23,6 +23,13 @@ pub struct ModelContract {
     pub density_unit: f32,
     pub resize_rule: String,
     pub training_data_sha256: String,
+    /// Whether the model's scar class may be drawn (`scalpmap.scar_detection`, "on" when the
+    /// key is absent). A model whose scar class has not passed the false-scar check on real
+    /// photos says "off", and the analyser never paints scar from it.
+    pub scar_detection: bool,
+    /// The Norwood cut points on the top view's fraction to cover that were fit for this
+    /// model's maps (`scalpmap.norwood_top_upper`, six increasing numbers), if it carries them.
+    pub norwood_top_upper: Option<Vec<f64>>,
 }
 
 /// Why a model file was refused.
@@ -83,8 +90,29 @@ impl ModelContract {
             density_unit,
             resize_rule: get("scalpmap.resize_rule")?.to_string(),
             training_data_sha256: get("scalpmap.training_data_sha256")?.to_string(),
+            scar_detection: match get("scalpmap.scar_detection") {
+                Err(_) | Ok("on") => true,
+                Ok("off") => false,
+                Ok(other) => {
+                    return Err(ContractError::Invalid { key: "scalpmap.scar_detection", why: format!("'{other}' is neither on nor off") })
+                }
+            },
+            norwood_top_upper: match get("scalpmap.norwood_top_upper") {
+                Err(_) => None,
+                Ok(s) => Some(cut_points(s)?),
+            },
         })
     }
+}
+
+/// Six increasing fractions in [0, 1], comma-separated.
+fn cut_points(s: &str) -> Result<Vec<f64>, ContractError> {
+    const KEY: &str = "scalpmap.norwood_top_upper";
+    let v = floats::<6>(s, KEY)?.map(f64::from).to_vec();
+    if v.iter().any(|c| !(0.0..=1.0).contains(c)) || v.windows(2).any(|w| w[1] < w[0]) {
+        return Err(ContractError::Invalid { key: KEY, why: format!("'{s}' must be six non-decreasing fractions from 0 to 1") });
+    }
+    Ok(v)
 }
 
 fn floats<const N: usize>(s: &str, key: &'static str) -> Result<[f32; N], ContractError> {
@@ -132,6 +160,28 @@ mod tests {
         assert_eq!(c.mean, [0.485, 0.456, 0.406]);
         assert_eq!(c.density_unit, 100.0);
         assert_eq!(c.classes.len(), 5);
+        assert!(c.scar_detection, "scar detection is on unless the model says off");
+        assert_eq!(c.norwood_top_upper, None);
+    }
+
+    #[test]
+    fn reads_the_optional_scar_switch_and_cut_points() {
+        let mut meta = GOOD.to_vec();
+        meta.push(("scalpmap.scar_detection", "off"));
+        meta.push(("scalpmap.norwood_top_upper", "0.1,0.2,0.3,0.4,0.5,0.6"));
+        let c = ModelContract::from_onnx(&model_bytes(&meta)).unwrap();
+        assert!(!c.scar_detection);
+        let cuts = c.norwood_top_upper.unwrap();
+        assert_eq!(cuts.len(), 6);
+        assert!((cuts[5] - 0.6).abs() < 1e-6);
+        let err = |k: &'static str, v: &'static str| {
+            let mut m = GOOD.to_vec();
+            m.push((k, v));
+            ModelContract::from_onnx(&model_bytes(&m)).unwrap_err().to_string()
+        };
+        assert!(err("scalpmap.scar_detection", "maybe").contains("neither on nor off"));
+        assert!(err("scalpmap.norwood_top_upper", "0.5,0.4,0.6,0.7,0.8,0.9").contains("non-decreasing"));
+        assert!(err("scalpmap.norwood_top_upper", "0.1,0.2").contains("expected 6"));
     }
 
     #[test]

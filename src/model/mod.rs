@@ -31,6 +31,7 @@ impl LoadedModel {
             version: self.contract.model_version.clone(),
             source: self.source.clone(),
             training_data_sha256: self.contract.training_data_sha256.clone(),
+            scar_detection: if self.contract.scar_detection { "on".into() } else { crate::report::SCAR_DETECTION_OFF.into() },
         }
     }
 }

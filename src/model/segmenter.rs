@@ -34,8 +34,18 @@ pub struct Segmentation {
 impl Segmentation {
     /// The most probable class per pixel (H x W, class ids).
     pub fn classes(&self) -> Array2<u8> {
+        self.classes_except(None)
+    }
+
+    /// The most probable class per pixel among all but `excluded` (a class the model may not
+    /// draw, such as scar while scar detection is off).
+    pub fn classes_except(&self, excluded: Option<u8>) -> Array2<u8> {
         self.probs.map_axis(Axis(0), |p| {
-            p.iter().enumerate().fold((0u8, f32::MIN), |(bi, bv), (i, &v)| if v > bv { (i as u8, v) } else { (bi, bv) }).0
+            p.iter()
+                .enumerate()
+                .filter(|&(i, _)| Some(i as u8) != excluded)
+                .fold((0u8, f32::MIN), |(bi, bv), (i, &v)| if v > bv { (i as u8, v) } else { (bi, bv) })
+                .0
         })
     }
 }
@@ -222,7 +232,18 @@ mod tests {
             density_unit: 100.0,
             resize_rule: String::new(),
             training_data_sha256: String::new(),
+            scar_detection: true,
+            norwood_top_upper: None,
         }
+    }
+
+    #[test]
+    fn a_class_switched_off_is_never_the_answer() {
+        // Two pixels; the second's most probable class is scar (4), its next bare (3).
+        let probs = Array3::from_shape_vec((5, 1, 2), vec![0.1, 0.0, 0.6, 0.1, 0.1, 0.1, 0.1, 0.3, 0.1, 0.5]).unwrap();
+        let s = Segmentation { probs, density: Array2::zeros((1, 2)) };
+        assert_eq!(s.classes().into_raw_vec_and_offset().0, vec![1, 4]);
+        assert_eq!(s.classes_except(Some(4)).into_raw_vec_and_offset().0, vec![1, 3]);
     }
 
     #[test]

@@ -38,6 +38,10 @@ def export(state_path, out_path, train_info):
     reference.net.load_state_dict(torch.load(state_path, map_location="cpu"))
     reference.eval()
     folded = Exported(fold_batchnorm(net)).eval()
+    if train_info.get("person_gate"):
+        from .selfie import Gated, pretrained_path
+
+        reference, folded = Gated(reference.net, pretrained_path()).eval(), Gated(folded.net, pretrained_path()).eval()
     size = contract.input_size(train_info)
     x = torch.zeros(1, 3, size, size)
     torch.onnx.export(folded, (x,), out_path, input_names=["image"], output_names=["probs", "density"],
@@ -62,6 +66,9 @@ def export(state_path, out_path, train_info):
         # draws no scar from this model's maps until one does.
         "scalpmap.scar_detection": "off",
     }
+    if train_info.get("person_gate"):
+        meta["scalpmap.person_stage"] = ("MediaPipe selfie segmentation, unchanged, in the same graph: probability mass "
+                                         "where it finds no person goes to background")
     for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v

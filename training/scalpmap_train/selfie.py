@@ -330,3 +330,25 @@ class SelfieScalp(nn.Module):
         f = self.body(x * self.std + self.mean)
         out = self.person(f) + self.detail(hard_swish(self.detail_conv(f)))
         return out[:, :self.n_classes], torch.relu(out[:, self.n_classes:])
+
+
+class Gated(nn.Module):
+    """A scalp model's probabilities with the unchanged selfie network as a separate person stage,
+    in one graph: where the person probability p is low, the mass goes to background
+    (p'(background) = p(background) p + 1 - p, p'(c) = p(c) p), so a wall, a floor or noise
+    is never scalp however the fine-tuned model reads it. Outputs probabilities and density."""
+
+    def __init__(self, scalp, path):
+        super().__init__()
+        self.scalp = scalp
+        self.person = SelfiePerson(path)
+        for p in self.person.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x):
+        logits, dens = self.scalp(x)
+        e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+        probs = e / e.sum(dim=1, keepdim=True)
+        p = self.person(x * self.scalp.std + self.scalp.mean)
+        gated = probs * p
+        return torch.cat([gated[:, :1] + (1.0 - p), gated[:, 1:]], dim=1), dens
