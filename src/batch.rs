@@ -73,10 +73,15 @@ fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, failures: &mut Vec<Failure>, 
     }
 }
 
+/// Names a batch writes for itself (`summary.json`, `summary.csv`, `index.html`): no photo's
+/// outputs may take them.
+const RESERVED_NAMES: [&str; 2] = ["summary", "index"];
+
 /// Output base names: the file stem (after its prefix, if any), with `-2`, `-3`... for repeats
-/// in input order.
+/// in input order. Unique for any set of inputs, also where the file system ignores case, a
+/// suffixed name is itself an input's stem (`x`, `x`, `x-2`), or a stem is a batch's own name.
 pub fn output_names(inputs: &[PathBuf], prefixes: &HashMap<PathBuf, String>) -> Vec<String> {
-    let mut used: HashMap<String, usize> = HashMap::new();
+    let mut taken: std::collections::HashSet<String> = RESERVED_NAMES.iter().map(|s| s.to_string()).collect();
     inputs
         .iter()
         .map(|p| {
@@ -86,13 +91,7 @@ pub fn output_names(inputs: &[PathBuf], prefixes: &HashMap<PathBuf, String>) -> 
                 None => stem,
             };
             let stem: String = stem.chars().map(|c| if c.is_control() || c == '/' || c == '\\' { '_' } else { c }).collect();
-            let n = used.entry(stem.clone()).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                stem
-            } else {
-                format!("{stem}-{n}")
-            }
+            crate::fsio::unique_name(&mut taken, &stem)
         })
         .collect()
 }
@@ -268,11 +267,25 @@ pub fn run(
                     }
                     row
                 }
-                Err(e) => SummaryRow::failed(&Failure { file, error: format!("{e:#}") }),
+                Err(e) => {
+                    // With --anonymize the message must not name the photo or its folder either.
+                    let error = format!("{e:#}");
+                    let error = if cfg.settings.anonymize { error.replace(&path.display().to_string(), &file) } else { error };
+                    SummaryRow::failed(&Failure { file, error })
+                }
             }
         })
         .collect();
-    let mut all: Vec<SummaryRow> = pre_failures.iter().map(SummaryRow::failed).collect();
+    let mut all: Vec<SummaryRow> = pre_failures
+        .iter()
+        .map(|f| match cfg.settings.anonymize {
+            true => {
+                let anon = anonymous_name(Path::new(&f.file));
+                SummaryRow::failed(&Failure { error: f.error.replace(&f.file, &anon), file: anon })
+            }
+            false => SummaryRow::failed(f),
+        })
+        .collect();
     all.extend(rows);
     let failed = all.iter().filter(|r| r.status == "failed").count();
     let skipped = all.iter().filter(|r| r.status == UP_TO_DATE).count();
@@ -323,6 +336,9 @@ fn write_outputs(out: &Path, name: &str, a: &Analysis, masks: bool, inputs: &Has
 /// CSV with RFC 4180 quoting.
 pub fn summary_csv(rows: &[SummaryRow]) -> String {
     fn q(s: &str) -> String {
+        // A cell a spreadsheet would run as a formula (a photo named "=HYPERLINK(...).jpg")
+        // is written as text, with a leading apostrophe.
+        let s = &if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
@@ -360,11 +376,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn csv_cells_never_start_a_formula() {
+        let row = SummaryRow::failed(&Failure { file: "=HYPERLINK(\"x\")".into(), error: "-1 problem".into() });
+        let csv = summary_csv(&[row]);
+        let line = csv.lines().nth(1).unwrap();
+        assert!(line.starts_with("\"'=HYPERLINK(") && line.contains(",'-1 problem,"), "{line}");
+    }
+
+    #[test]
     fn output_names_are_unique_in_input_order() {
         let inputs: Vec<PathBuf> = ["a/x.jpg", "b/x.jpg", "b/y.png", "c/x.JPG"].iter().map(PathBuf::from).collect();
         assert_eq!(output_names(&inputs, &HashMap::new()), vec!["x", "x-2", "y", "x-3"]);
         let prefixes = HashMap::from([(PathBuf::from("a/x.jpg"), "anna".to_string())]);
         assert_eq!(output_names(&inputs, &prefixes), vec!["anna_x", "x", "y", "x-2"]);
+        let tricky: Vec<PathBuf> = ["a/x.jpg", "b/x.jpg", "a/x-2.jpg", "summary.jpg", "Index.png"].iter().map(PathBuf::from).collect();
+        assert_eq!(output_names(&tricky, &HashMap::new()), vec!["x", "x-2", "x-2-2", "summary-2", "Index-2"]);
+    }
+
+    #[test]
+    fn output_names_are_unique_for_any_inputs() {
+        // A property over random batches drawn from names that collide: repeats, suffixes, case,
+        // and the batch's own names.
+        let pool = ["x", "X", "x-2", "x-3", "x-2-2", "summary", "SUMMARY", "index", "summary-2", "a b", "a_b", "y"];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |m: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % m as u64) as usize
+        };
+        for _ in 0..2000 {
+            let n = 1 + next(12);
+            let inputs: Vec<PathBuf> = (0..n).map(|_| PathBuf::from(format!("d{}/{}.jpg", next(3), pool[next(pool.len())]))).collect();
+            let names = output_names(&inputs, &HashMap::new());
+            let mut seen = std::collections::HashSet::new();
+            for name in &names {
+                assert!(seen.insert(name.to_lowercase()), "{name} twice in {names:?} from {inputs:?}");
+                assert!(!RESERVED_NAMES.contains(&name.to_lowercase().as_str()), "{name} is the batch's own");
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ use scalpmap::synth::{self, Overrides, PhotoFormat, SynthConfig};
 
 /// Exit code for a bad command line or setup problem (as clap uses).
 const EXIT_USAGE: i32 = 2;
+/// The most workers a batch starts (each holds a model session and a photo in memory).
+const MAX_JOBS: usize = 256;
+
 /// Exit code when some photos of a batch failed (the others were analysed).
 const EXIT_SOME_FAILED: i32 = 1;
 
@@ -182,8 +185,16 @@ fn parse_scar(s: &str) -> Result<ScarKind, String> {
 }
 
 /// Runs the command line and returns the process exit code.
+/// "0.1.0 (embedded model 0.5.0)": the crate and the model carry separate versions.
+fn version_text() -> &'static str {
+    let model = model::ModelContract::from_onnx(model::EMBEDDED_MODEL).map(|c| c.model_version).unwrap_or_else(|_| "unreadable".into());
+    Box::leak(format!("{} (embedded model {model})", env!("CARGO_PKG_VERSION")).into_boxed_str())
+}
+
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().version(version_text()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Analyze(a) => analyze_cmd(a),
         Command::Plan(a) => plan_cmd(a),
@@ -254,8 +265,17 @@ fn analyze_cmd(a: AnalyzeArgs) -> i32 {
     }
 }
 
+/// A path the user typed that does not exist is a usage error (exit 2), not a failed photo.
+fn check_paths_exist(paths: &[PathBuf]) -> anyhow::Result<()> {
+    match paths.iter().find(|p| !p.exists()) {
+        Some(p) => anyhow::bail!("{}: no such file or folder; check the path", p.display()),
+        None => Ok(()),
+    }
+}
+
 fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(!a.paths.is_empty(), "give at least one photo or folder");
+    check_paths_exist(&a.paths)?;
     let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
     let (summary, _) = run_batch(&a, BatchJob::new(inputs, pre_failures))?;
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
@@ -299,6 +319,7 @@ fn run_batch(a: &AnalyzeArgs, job: BatchJob) -> anyhow::Result<(Summary, Vec<Rep
     anyhow::ensure!(a.max_megapixels.is_finite() && a.max_megapixels > 0.0, "--max-megapixels must be positive");
     let jobs = match a.jobs {
         Some(0) => anyhow::bail!("--jobs must be at least 1"),
+        Some(j) if j > MAX_JOBS => anyhow::bail!("--jobs must be at most {MAX_JOBS} (each worker holds a model session)"),
         Some(j) => j,
         None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
@@ -311,6 +332,18 @@ fn run_batch(a: &AnalyzeArgs, job: BatchJob) -> anyhow::Result<(Summary, Vec<Rep
     let loaded = model::load(a.model.as_deref())?;
     if inputs.is_empty() && pre_failures.is_empty() {
         anyhow::bail!("no photos found in {:?}: give .jpg, .png, .webp, .tif or .heic files or folders holding them", a.paths);
+    }
+    // Outputs among the user's photos could overwrite their own files (NAME.json, summary.csv).
+    if let Ok(out) = a.out.canonicalize() {
+        let inside = |p: &PathBuf| p.parent().and_then(|d| d.canonicalize().ok()).is_some_and(|d| d == out);
+        if let Some(p) = inputs.iter().find(|p| inside(p)) {
+            anyhow::bail!(
+                "--out {} holds the photo {}: scalpmap's outputs would sit among your files and could overwrite them; \
+                 give --out a folder of its own",
+                a.out.display(),
+                p.display()
+            );
+        }
     }
     let mut settings = Settings::new(loaded.info(), engine.clone());
     settings.px_per_cm = a.px_per_cm;
@@ -447,6 +480,7 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         }
         None => {
             anyhow::ensure!(!a.analyze.paths.is_empty(), "give photos or folders, or --manifest");
+            check_paths_exist(&a.analyze.paths)?;
             let (inputs, failures) = batch::collect_inputs(&a.analyze.paths);
             for p in &inputs {
                 patient_of.insert(p.clone(), patient_from_folders(p, &a.analyze.paths));

@@ -69,14 +69,10 @@ pub fn write(out: &Path, reports: &[(PatientReport, Vec<PatientPhoto>)], failed:
     let dir = out.join("patients");
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let mut rows = Vec::new();
-    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+    // "a b" and "a_b" share a safe id, and "a_b-2" is one a suffix would make: every page unique.
+    let mut taken = std::collections::HashSet::new();
     for (r, photos) in reports {
-        let mut id = safe_id(&r.patient);
-        let n = used.entry(id.clone()).or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            id = format!("{id}-{n}");
-        }
+        let id = crate::fsio::unique_name(&mut taken, &safe_id(&r.patient));
         let pictures: Vec<Picture> = photos
             .iter()
             .map(|p| Picture {
@@ -106,6 +102,13 @@ pub fn write(out: &Path, reports: &[(PatientReport, Vec<PatientPhoto>)], failed:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patient_pages_are_unique_when_safe_ids_collide() {
+        let mut taken = std::collections::HashSet::new();
+        let ids: Vec<String> = ["a b", "a_b", "a_b-2", "A_B"].iter().map(|p| crate::fsio::unique_name(&mut taken, &safe_id(p))).collect();
+        assert_eq!(ids, ["a_b", "a_b-2", "a_b-2-2", "A_B-3"]);
+    }
 
     #[test]
     fn ids_are_safe_file_names() {

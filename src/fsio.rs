@@ -1,5 +1,6 @@
-//! Output files that are either whole or absent: write to a hidden temporary name in the
-//! target folder, flush, then rename over the final name.
+//! Output files: names unique in a batch (`unique_name`), and files that are either whole or
+//! absent (write to a hidden temporary name in the target folder, flush, then rename over the
+//! final name).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -45,6 +46,20 @@ pub fn remove_stale_temporaries(dir: &Path) -> usize {
         }
     }
     removed
+}
+
+/// `stem`, or `stem-2`, `stem-3`... : the first that `taken` (lower-cased names) does not hold,
+/// which is then added to it. Names compare without case, as on the file systems of most clinics'
+/// laptops, so `x` and `X` are told apart too.
+pub fn unique_name(taken: &mut std::collections::HashSet<String>, stem: &str) -> String {
+    let mut name = stem.to_string();
+    let mut n = 1;
+    while taken.contains(&name.to_lowercase()) {
+        n += 1;
+        name = format!("{stem}-{n}");
+    }
+    taken.insert(name.to_lowercase());
+    name
 }
 
 #[cfg(test)]

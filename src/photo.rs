@@ -52,6 +52,8 @@ pub enum PhotoError {
     TooSmall { path: PathBuf, width: u32, height: u32 },
     #[error("{path}: the {format} data is damaged or truncated ({why}); re-export or re-upload the photo")]
     Corrupt { path: PathBuf, format: &'static str, why: String },
+    #[error("{path}: the JPEG is truncated: it ends before its image does (cut short, or still being copied); copy or upload it again")]
+    Truncated { path: PathBuf },
 }
 
 fn format_name(f: ImageFormat) -> &'static str {
@@ -103,6 +105,10 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
     if w < MIN_SIDE || h < MIN_SIDE {
         return Err(PhotoError::TooSmall { path: p(), width: w, height: h });
     }
+    // A cut-short JPEG decodes without an error, its missing rows grey, which would be measured.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(PhotoError::Truncated { path: p() });
+    }
     // A damaged EXIF block must not lose the photo: fall back to "as stored".
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let scaled = if format == ImageFormat::Jpeg { decode_jpeg_reduced(bytes, w, h) } else { None };
@@ -124,6 +130,26 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
         stored_height: h,
         orientation: orientation_name(orientation),
     })
+}
+
+/// Whether a JPEG's image data reaches its end-of-image marker: the segments are walked by their
+/// lengths from the start (so a thumbnail's own marker inside EXIF is skipped) to the first scan,
+/// after which an end-of-image marker must follow. A layout this walk does not know is left to
+/// the decoder.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return true;
+        }
+        match bytes[i + 1] {
+            0xFF => i += 1,
+            0xDA => return bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize,
+        }
+    }
+    false
 }
 
 /// A JPEG of `w` x `h` decoded in the DCT at the smallest scale that keeps the long side at
@@ -233,6 +259,21 @@ mod tests {
         let mut buf = Cursor::new(Vec::new());
         RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30])).write_to(&mut buf, ImageFormat::Png).unwrap();
         buf.into_inner()
+    }
+
+    #[test]
+    fn a_cut_short_jpeg_is_truncated_at_any_length() {
+        let img = RgbImage::from_fn(200, 150, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8]));
+        let mut buf = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut buf, ImageFormat::Jpeg).unwrap();
+        let whole = buf.into_inner();
+        assert!(decode(&whole, Path::new("whole.jpg"), DEFAULT_MAX_PIXELS).is_ok());
+        for tenth in 1..10 {
+            let cut = &whole[..whole.len() * tenth / 10];
+            let e = decode(cut, Path::new("cut.jpg"), DEFAULT_MAX_PIXELS).unwrap_err();
+            assert!(matches!(e, PhotoError::Truncated { .. }), "cut to {tenth}/10: {e}");
+            assert!(e.to_string().contains("cut.jpg") && e.to_string().contains("ends before"), "{e}");
+        }
     }
 
     #[test]

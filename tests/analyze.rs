@@ -110,6 +110,49 @@ fn usage_and_model_errors_exit_2_with_a_clear_message() {
 }
 
 #[test]
+fn out_among_the_photos_or_absurd_jobs_are_refused_before_anything_is_written() {
+    let input = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("samples/synth-2026-00003.jpg"), input.path().join("x.jpg")).unwrap();
+    std::fs::write(input.path().join("x.json"), b"the user's own notes").unwrap();
+    let o = scalpmap(&["analyze", input.path().to_str().unwrap(), "--backend", "tract"], input.path());
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("folder of its own"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(input.path().join("x.json")).unwrap(), b"the user's own notes");
+    assert!(!input.path().join("summary.csv").exists());
+    let out = tempfile::tempdir().unwrap();
+    let o = scalpmap(&["analyze", input.path().to_str().unwrap(), "--backend", "tract", "--jobs", "10000000"], out.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at most"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = scalpmap(&["analyze", "/no/such/folder", "--backend", "tract"], out.path());
+    assert_eq!(o.status.code(), Some(2), "a mistyped path is a usage error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such file or folder"));
+    assert!(!out.path().join("summary.json").exists());
+}
+
+#[test]
+fn anonymize_keeps_names_out_of_failure_messages_too() {
+    let input = tempfile::tempdir().unwrap();
+    let folder = input.path().join("Jane-Roe-private");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("broken.jpg"), b"this is not a photo").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = scalpmap(&["analyze", input.path().to_str().unwrap(), "--backend", "tract", "--anonymize"], out.path());
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["summary.csv", "summary.json"] {
+        let text = std::fs::read_to_string(out.path().join(f)).unwrap();
+        assert!(!text.contains("Jane-Roe") && !text.contains("broken.jpg") && text.contains("anon-"), "{f}: {text}");
+    }
+}
+
+#[test]
+fn version_names_the_crate_and_the_embedded_model() {
+    let o = assert_cmd::Command::cargo_bin("scalpmap").unwrap().arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let model = scalpmap::model::load(None).unwrap().contract.model_version;
+    assert!(text.contains(env!("CARGO_PKG_VERSION")) && text.contains(&format!("embedded model {model}")), "{text}");
+}
+
+#[test]
 fn anonymize_hides_file_names() {
     let out = tempfile::tempdir().unwrap();
     let photo = repo().join("samples/synth-2026-00003.jpg");

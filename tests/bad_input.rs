@@ -153,9 +153,10 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
     let good_png = png(96, 64);
     let mut v: Vec<(String, Vec<u8>, Expect)> = vec![
         ("empty.jpg".into(), vec![], Err("empty")),
-        ("truncated.jpg".into(), good[..good.len() / 3].to_vec(), Err("damaged or truncated")),
+        ("truncated.jpg".into(), good[..good.len() / 3].to_vec(), Err("truncated")),
+        ("truncated-90.jpg".into(), good[..good.len() * 9 / 10].to_vec(), Err("ends before its image")),
         ("truncated.png".into(), good_png[..good_png.len() / 2].to_vec(), Err("damaged or truncated")),
-        ("only-markers.jpg".into(), vec![0xFF, 0xD8, 0xFF, 0xD9], Err("damaged or truncated")),
+        ("only-markers.jpg".into(), vec![0xFF, 0xD8, 0xFF, 0xD9], Err("truncated")),
         ("png-named.jpg".into(), good_png.clone(), Ok),
         ("jpeg-named.png".into(), good.clone(), Ok),
         ("notes.jpg".into(), b"Client notes: top view retake next week.\n".to_vec(), Err("text file")),
@@ -393,7 +394,8 @@ fn inputs_are_never_overwritten_even_when_out_is_the_input_folder() {
     std::fs::write(dir.path().join("x.jpg"), jpeg(96, 64)).unwrap();
     std::fs::write(dir.path().join("x.overlay.png"), png(64, 64)).unwrap();
     let before = std::fs::read(dir.path().join("x.overlay.png")).unwrap();
-    // Given explicitly, x.overlay.png is an input, and x.jpg's overlay may not replace it.
+    // --out among the photos is refused before anything is written: x.jpg's overlay, its
+    // NAME.json and the summary would sit among (and could replace) the user's own files.
     let o = assert_cmd::Command::cargo_bin("scalpmap")
         .unwrap()
         .arg("analyze")
@@ -404,9 +406,10 @@ fn inputs_are_never_overwritten_even_when_out_is_the_input_folder() {
         .args(["--backend", "tract"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("would overwrite an input"));
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("folder of its own"), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(dir.path().join("x.overlay.png")).unwrap(), before);
+    assert!(!dir.path().join("x.json").exists() && !dir.path().join("summary.csv").exists());
 }
 
 #[test]
