@@ -62,9 +62,12 @@ pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<Manif
         };
         let scar_cm2 = match scar_col.and_then(|c| rec.get(c)).unwrap_or("") {
             "" => None,
-            s => Some(s.parse::<f64>().ok().filter(|a| a.is_finite() && *a >= 0.0 && *a <= 1000.0).ok_or_else(|| {
-                format!("{name}: line {line}: scar_cm2 '{s}' must be an area in cm² from 0 to 1000")
-            })?),
+            s => Some(
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|a| a.is_finite() && *a >= 0.0 && *a <= 1000.0)
+                    .ok_or_else(|| format!("{name}: line {line}: scar_cm2 '{s}' must be an area in cm² from 0 to 1000"))?,
+            ),
         };
         rows.push(ManifestRow { patient, view, file: base.join(file), scar_cm2 });
     }
