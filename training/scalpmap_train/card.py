@@ -104,11 +104,13 @@ def synth_lines(s, prev):
 
 
 def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance):
+    """The card, from the JSON results (prev_*: the model it replaces, scored the same way; may be None)."""
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
     size = os.path.getsize(model)
     real = train.get("real_labels") or {}
     cuts = cv["staging"]["cut_points_all_men"]
     sp = synth.get("speed", {})
+    pp = prev_synth.get("speed") if prev_synth else None
     lines = [
         "# scalpmap-seg model card", "",
         f"`models/scalpmap-seg.onnx`: version {contract.version_for(train)}, {size / 1e6:.2f} MB, sha256 `{sha}`.", "",
@@ -163,8 +165,9 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance):
         *synth_lines(synth["synthetic"], prev_synth["synthetic"] if prev_synth else None), "",
         "## Speed (this machine, median of single-photo runs at 256x256)", "",
         f"ONNX Runtime {sp.get('onnxruntime_ms_1_threads', float('nan')):.1f} ms on 1 thread, "
-        f"{sp.get('onnxruntime_ms_2_threads', float('nan')):.1f} ms on 2; tract {sp.get('tract_ms', float('nan')):.1f} ms. "
-        "End-to-end throughput on 12 MP photos: `bash bench/run.sh`.", "",
+        f"{sp.get('onnxruntime_ms_2_threads', float('nan')):.1f} ms on 2; tract {sp.get('tract_ms', float('nan')):.1f} ms"
+        + (f" (previous model, same run: {pp['onnxruntime_ms_1_threads']:.1f}, {pp['onnxruntime_ms_2_threads']:.1f} and {pp['tract_ms']:.1f} ms)"
+           if pp else "") + ". End-to-end throughput on 12 MP photos: `bash bench/run.sh` (README, Performance).", "",
         "## What it cannot see", "",
         "- Scars: no labelled real scar photo exists; scar detection is off.",
         "- Density is learnt from renders only. Thinning on real photos is learnt from the coarse labels, whose thinning",
