@@ -277,7 +277,8 @@ fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(!a.paths.is_empty(), "give at least one photo or folder");
     check_paths_exist(&a.paths)?;
     let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
-    let (summary, _) = run_batch(&a, BatchJob::new(inputs, pre_failures))?;
+    let loaded = model::load(a.model.as_deref())?;
+    let (summary, _) = run_batch(&a, &loaded, BatchJob::new(inputs, pre_failures))?;
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }
 
@@ -311,7 +312,7 @@ impl BatchJob {
 }
 
 /// Analyses the job's photos as `a` says; returns the summary and, when asked, every report.
-fn run_batch(a: &AnalyzeArgs, job: BatchJob) -> anyhow::Result<(Summary, Vec<Report>)> {
+fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> anyhow::Result<(Summary, Vec<Report>)> {
     let BatchJob { inputs, pre_failures, views, name_prefixes, scale_rules, keep_reports: keep } = job;
     if let Some(k) = a.px_per_cm {
         anyhow::ensure!(k.is_finite() && k > 0.0, "--px-per-cm must be a positive number");
@@ -329,7 +330,6 @@ fn run_batch(a: &AnalyzeArgs, job: BatchJob) -> anyhow::Result<(Summary, Vec<Rep
         BackendArg::Onnxruntime => BackendChoice::OnnxRuntime,
     };
     let engine = backend::init(choice)?.clone();
-    let loaded = model::load(a.model.as_deref())?;
     if inputs.is_empty() && pre_failures.is_empty() {
         anyhow::bail!("no photos found in {:?}: give .jpg, .png, .webp, .tif or .heic files or folders holding them", a.paths);
     }
@@ -436,7 +436,7 @@ fn anonymous_patient(patient: &str) -> String {
 
 fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     // Stage cut points fit for the model's maps travel in its metadata; a clinic's file still wins.
-    let model = scalpmap::model::load(a.analyze.model.as_deref())?;
+    let model = model::load(a.analyze.model.as_deref())?;
     let cuts = model.contract.norwood_top_upper.clone();
     let from_model = |name: String| match &cuts {
         Some(_) => format!("{name}, with model {}'s Norwood cut points unless set there", model.contract.model_version),
@@ -446,7 +446,6 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         Some(p) => (Rules::load_over_model(p, cuts.as_deref())?, from_model(p.display().to_string())),
         None => (Rules::layered(cuts.as_deref(), "", "default")?, from_model("default".to_string())),
     };
-    drop(model);
     // Patients and views from the manifest, or from the folders.
     let mut patient_of: HashMap<PathBuf, String> = HashMap::new();
     let mut views: HashMap<PathBuf, String> = HashMap::new();
@@ -500,7 +499,7 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         keep_reports: true,
         ..BatchJob::new(inputs, pre_failures)
     };
-    let (summary, reports) = run_batch(&a.analyze, job)?;
+    let (summary, reports) = run_batch(&a.analyze, &model, job)?;
     let outputs: HashMap<&str, &str> = summary.rows.iter().filter_map(|r| Some((r.file.as_str(), r.output.as_deref()?))).collect();
     let mut groups: BTreeMap<String, Vec<PatientPhoto>> = BTreeMap::new();
     for report in reports {

@@ -250,7 +250,8 @@ def staging_figures(pairs_by_man):
 
 def run_plan(binary, model, rows, real, out, rules=None):
     """`scalpmap plan` on these photos (one patient per man, views from labels.csv); returns
-    {man: patient report}."""
+    {man: patient report}. Run again in the same `out` (new rules, same model), it reuses the
+    photos' reports (`--resume`) and only plans again."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.csv"
@@ -259,7 +260,7 @@ def run_plan(binary, model, rows, real, out, rules=None):
         w.writerow(["patient", "view", "file"])
         for r in rows:
             w.writerow([r["person"], SCALP_VIEWS[r["view"]], os.path.abspath(Path(real) / r["file"])])
-    cmd = [binary, "plan", "--manifest", str(manifest), "--out", str(out / "plan"), "--model", str(model), "--jobs", "2"]
+    cmd = [binary, "plan", "--manifest", str(manifest), "--out", str(out / "plan"), "--model", str(model), "--jobs", "2", "--resume"]
     if rules:
         cmd += ["--rules", str(rules)]
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -306,7 +307,7 @@ def staging(binary, model_of_fold, rows, real, fold_of, work):
         rules.write_text("# Norwood cut points fit on the other folds' men (cv.fit_cut_points)\n[stage]\n"
                          f"norwood_top_upper = [{', '.join(f'{c:.4f}' for c in cuts)}]\n")
         fold_rows = [r for r in rows if fold_of[r["person"]] == k]
-        for man, rep in run_plan(binary, model_of_fold(k), fold_rows, real, Path(work) / f"fold{k}", rules).items():
+        for man, rep in run_plan(binary, model_of_fold(k), fold_rows, real, Path(work) / f"fold{k}-default", rules).items():
             est[man] = stage_number(rep)
         c = best_constant([level[m] for m in train])
         for m in men:
