@@ -368,12 +368,16 @@ fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> any
     bar.inc(pre_failures.len() as u64);
     let stdout = Mutex::new(std::io::stdout());
     let kept = Mutex::new(Vec::new());
+    // A --jsonl reader that cannot take the lines (full disk, closed pipe) must not look served.
+    let jsonl_failed: Mutex<Option<String>> = Mutex::new(None);
     let on_report = |r: &Report| {
         if a.jsonl {
             if let Ok(line) = serde_json::to_string(r) {
                 use std::io::Write;
                 let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(out, "{line}");
+                if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+                    jsonl_failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.to_string());
+                }
             }
         }
         if keep {
@@ -395,26 +399,38 @@ fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> any
         engine.version,
         a.out.display()
     );
+    if let Some(e) = jsonl_failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        anyhow::bail!("--jsonl: cannot write the reports to standard output ({e}); they are in {}", a.out.display());
+    }
     Ok((summary, kept.into_inner().unwrap_or_else(|p| p.into_inner())))
 }
 
 fn rules_cmd(a: RulesArgs) -> i32 {
     // `--default` (or no flag): the commented default file; `--rules FILE`: the rules in effect.
     let Some(path) = a.rules.filter(|_| !a.default) else {
-        print!("{}", scalpmap::rules::DEFAULT_TOML);
-        return 0;
+        return print_or_fail(scalpmap::rules::DEFAULT_TOML);
     };
     let text = Rules::load(&path).and_then(|r| {
         toml::to_string(&r).map_err(|e| scalpmap::rules::RulesError::Invalid { path: path.display().to_string(), why: e.to_string() })
     });
     match text {
-        Ok(text) => {
-            print!("{text}");
-            0
-        }
+        Ok(text) => print_or_fail(&text),
         Err(e) => {
             eprintln!("scalpmap rules: {e}");
             EXIT_USAGE
+        }
+    }
+}
+
+/// Writes `text` to stdout; a full disk or a closed pipe is an error (exit 1), never a panic.
+fn print_or_fail(text: &str) -> i32 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("scalpmap rules: cannot write to standard output ({e})");
+            EXIT_SOME_FAILED
         }
     }
 }

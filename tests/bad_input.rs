@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 use scalpmap::batch::Summary;
@@ -479,4 +479,23 @@ fn an_interrupted_run_leaves_only_whole_files_and_resume_finishes_it() {
     assert_eq!(s.skipped, 23);
     let row = s.rows.iter().find(|r| r.file.ends_with("p00.jpg")).unwrap();
     assert_eq!(row.status, "ok");
+}
+
+#[test]
+fn a_full_standard_output_is_an_error_never_a_panic_or_a_silent_success() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    }
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_scalpmap")).args(args).stdout(full()).output().unwrap();
+    let o = run(&["rules", "--default"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write to standard output"));
+    let out = tempfile::tempdir().unwrap();
+    let photo = repo().join("samples/synth-2026-00003.jpg");
+    let o = run(&["analyze", photo.to_str().unwrap(), "--backend", "tract", "--jsonl", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--jsonl: cannot write"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.path().join("synth-2026-00003.json").exists(), "the reports themselves are written");
 }
