@@ -22,11 +22,10 @@ use scalpmap::synth::{self, Overrides, PhotoFormat, SynthConfig};
 
 /// Exit code for a bad command line or setup problem (as clap uses).
 const EXIT_USAGE: i32 = 2;
-/// The most workers a batch starts (each holds a model session and a photo in memory).
-const MAX_JOBS: usize = 256;
-
 /// Exit code when some photos of a batch failed (the others were analysed).
 const EXIT_SOME_FAILED: i32 = 1;
+/// The most workers a batch starts (each holds a model session and a photo in memory).
+const MAX_JOBS: usize = 256;
 
 #[derive(Parser, Debug)]
 #[command(name = "scalpmap", version, about = "Maps hair loss on scalp photos and drafts SMP treatment plans")]
@@ -184,13 +183,13 @@ fn parse_scar(s: &str) -> Result<ScarKind, String> {
     ScarKind::parse(s).ok_or_else(|| format!("unknown scar '{s}': use fut, fue or trauma"))
 }
 
-/// Runs the command line and returns the process exit code.
 /// "0.1.0 (embedded model 0.5.0)": the crate and the model carry separate versions.
 fn version_text() -> &'static str {
     let model = model::ModelContract::from_onnx(model::EMBEDDED_MODEL).map(|c| c.model_version).unwrap_or_else(|_| "unreadable".into());
     Box::leak(format!("{} (embedded model {model})", env!("CARGO_PKG_VERSION")).into_boxed_str())
 }
 
+/// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().version(version_text()).get_matches();

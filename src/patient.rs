@@ -239,9 +239,8 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     let all_rows: Vec<ViewRow> = photos.iter().map(|p| view_row(p, rules)).collect();
     // A photo in which no scalp was found says nothing about the patient's loss: it is listed,
     // with its retake advice, but no figure is taken from it (a wall is not 100 % bare).
-    let no_scalp = |p: &PatientPhoto| p.report.quality.scalp_fraction < crate::quality::NO_SCALP_FRACTION;
-    let usable: Vec<&PatientPhoto> = photos.iter().filter(|p| !no_scalp(p)).collect();
-    let rows: Vec<ViewRow> = photos.iter().zip(&all_rows).filter(|(p, _)| !no_scalp(p)).map(|(_, r)| r.clone()).collect();
+    let (usable, rows): (Vec<&PatientPhoto>, Vec<ViewRow>) =
+        photos.iter().zip(&all_rows).filter(|(p, _)| !p.report.quality.no_scalp()).map(|(p, r)| (p, r.clone())).unzip();
     let tw = rules.loss.thinning_weight;
     let loss = |r: &ViewRow| r.bare + r.scar + tw * r.thinning;
     let per_view_loss = by_view(&rows, loss);
@@ -277,7 +276,7 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
         ));
     }
     for (p, r) in photos.iter().zip(&all_rows) {
-        if no_scalp(p) {
+        if p.report.quality.no_scalp() {
             warnings.push(format!("{}: no scalp found in the photo; it is left out of the plan, retake it", r.file));
         } else if r.retake {
             warnings.push(format!("{}: the photo's quality is poor; a retake is advised", r.file));

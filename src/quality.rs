@@ -31,6 +31,13 @@ pub struct Quality {
     pub reasons: Vec<String>,
 }
 
+impl Quality {
+    /// Whether the model found no scalp in the photo at all: a retake, and nothing to measure.
+    pub fn no_scalp(&self) -> bool {
+        self.scalp_fraction < NO_SCALP_FRACTION
+    }
+}
+
 /// Luminance of an RGB photo area-resized to `w` x `h`.
 pub fn luminance(photo: &RgbImage, w: usize, h: usize) -> Vec<f32> {
     let (sw, sh) = (photo.width() as usize, photo.height() as usize);

@@ -38,6 +38,7 @@ from scipy import stats
 
 from . import contract
 from .data import prepare_photo
+from .evaluate import confusion, labelled_loss_fraction, loss_fraction
 from .real_labels import IGNORE, read_rows
 from .real_labels import mask as label_mask
 
@@ -47,8 +48,8 @@ LABEL_FILES = ("real_labels.json", "real_labels_other.json")
 LABELLED = ["background", "hair", "thinning", "bare"]
 BG, HAIR = contract.CLASSES.index("background"), contract.CLASSES.index("hair")
 LOSS = [contract.CLASSES.index(c) for c in ("thinning", "bare", "scar")]
-# The loss fraction counts thinning and bare, as the report's loss_fraction_of_scalp does.
-LOSS_FRACTION = [contract.CLASSES.index(c) for c in ("thinning", "bare")]
+# The loss fraction (evaluate.loss_fraction) counts thinning and bare, as the report's
+# loss_fraction_of_scalp does; "read as loss" also counts scar.
 SCALP_VIEWS = {"Back": "back", "Front": "front", "Left": "left", "Right": "right", "Top-Down": "top"}
 ROMAN = {"I": 1, "II": 2, "III": 3, "III vertex": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7}
 # The default rules' Norwood cut points on the top view's fraction to cover (rules.toml): a
@@ -101,16 +102,6 @@ def skin_map(photo_uint8):
     out[centre] = HAIR
     out[rule] = contract.CLASSES.index("bare")
     return out
-
-
-def loss_fraction(classes):
-    """(thinning + bare) / scalp pixels, scalp = every class but background."""
-    scalp = int((classes != BG).sum())
-    return float(np.isin(classes, LOSS_FRACTION).sum() / scalp) if scalp else 0.0
-
-
-def confusion(pred, truth, k=len(contract.CLASSES)):
-    return np.bincount(truth.ravel().astype(np.int64) * k + pred.ravel(), minlength=k * k).reshape(k, k)
 
 
 def pixel_figures(cm):
@@ -189,11 +180,10 @@ def labelled_figures(pred, lab):
     """One photo's confusion against its labels (labelled pixels only) and its loss-fraction
     error, both fractions measured on the pixels the labels call scalp."""
     known = lab != IGNORE
-    cm = confusion(pred[known], lab[known])
-    scalp = known & (lab != BG)
-    n = int(scalp.sum())
-    frac = lambda c: float(np.isin(c[scalp], LOSS_FRACTION).sum() / n) if n else 0.0
-    return {"confusion": cm.tolist(), "loss_fraction_error": abs(frac(pred) - frac(lab))}
+    p, t = pred[known], lab[known]
+    scalp = t != BG
+    return {"confusion": confusion(p, t).tolist(),
+            "loss_fraction_error": abs(labelled_loss_fraction(p, scalp) - labelled_loss_fraction(t, scalp))}
 
 
 # ---- staging ---------------------------------------------------------------------------------
