@@ -64,6 +64,8 @@ RECIPES = {
 }
 # The same with a tenth of each batch generated no-head photos (walls, floors, noise, textiles).
 RECIPES["selfie-real-neg"] = dict(RECIPES["selfie-real"], negatives=0.1)
+# Twice the steps (DECISIONS.md run 3): the renders are seen about twice each instead of once.
+RECIPES["selfie-real-long"] = dict(RECIPES["selfie-real"], steps=1200)
 
 
 def folds(rows):
