@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the committed samples. Each line renders one item; its truth JSON records the
+# Regenerates the committed samples. Each line renders one item (or one patient's five views); its truth JSON records the
 # seed, index and options, and tests/synth.rs re-renders every sample and compares bytes.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,4 +15,7 @@ s --start 306 --view back --pattern norwood --skin intermediate --scar fue
 s --start 350 --view top --pattern areata --skin dark
 s --start 400 --view top --pattern diffuse --skin light --scar trauma
 s --start 450 --view right --pattern norwood --skin very_light --hair grey
+# One whole patient: one head in all five views (a folder, each photo named by its view) with
+# the printed marker on the top view, so that `scalpmap plan samples/` drafts a real treatment.
+s --start 505 --pattern norwood --marker --patients
 echo "samples rendered into $(pwd)"

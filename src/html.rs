@@ -27,6 +27,21 @@ fn interval(i: &Interval, unit: &str) -> String {
     format!("{:.0} {unit} ({:.0}-{:.0})", i.value, i.low, i.high)
 }
 
+/// An interval that may be unknown: "unknown", never 0.
+fn maybe_interval(i: Option<&Interval>, unit: &str) -> String {
+    i.map_or_else(|| "unknown".into(), |i| interval(i, unit))
+}
+
+/// A percent (0-100) that may be unknown.
+fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "unknown".into(), |x| format!("{x:.0} %"))
+}
+
+/// A count or duration that may be unknown.
+fn maybe(x: Option<f64>, decimals: usize) -> String {
+    x.map_or_else(|| "unknown".into(), |x| format!("{x:.decimals$}"))
+}
+
 fn pct(x: f64) -> String {
     format!("{:.0} %", x * 100.0)
 }
@@ -67,8 +82,8 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture], photos: &[PatientPh
         @for w in a.warnings.iter().chain(&p.warnings) { div class="warn" { (w) } }
         h2 { "Assessment" }
         table {
-            tr { th { "Hair loss (SALT-style)" } td { (format!("{:.0} %", a.hair_loss.percent)) " — " (a.hair_loss.severity) br; small { (a.hair_loss.method) } } }
-            tr { th { "Area to cover" } td { (interval(&a.area_to_cover_cm2, "cm²")) br; small { (a.area_method) } } }
+            tr { th { "Hair loss (SALT-style)" } td { (percent(a.hair_loss.percent)) " — " (a.hair_loss.severity) br; small { (a.hair_loss.method) } } }
+            tr { th { "Area to cover" } td { (maybe_interval(a.area_to_cover_cm2.as_ref(), "cm²")) br; small { (a.area_method) } } }
             tr { th { "Stage" } td { (a.stage.label()) " (confidence " (a.stage.confidence) ")" ul { @for e in &a.stage.evidence { li { (e) } } } } }
             tr { th { "Skin tone" } td {
                 @if let Some(s) = &a.skin { "ITA " (format!("{:.0}°", s.ita_deg)) ", " (s.ita_class.replace('_', " ")) " (Chardon class, not a Fitzpatrick type)" }
@@ -117,12 +132,12 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture], photos: &[PatientPh
         table {
             tr { th { "Zone" } th { "Area" } th class="num" { "Target /cm²" } th class="num" { "Impressions" } th { "Needle" } th { "Note" } }
             @for z in &p.zones {
-                tr { td { (z.kind) } td { (interval(&z.area_cm2, "cm²")) } td class="num" { (format!("{:.0}", z.target_per_cm2)) } td class="num" { (format!("{:.0}", z.impressions)) } td { (z.needle) } td { (z.note) } }
+                tr { td { (z.kind) } td { (maybe_interval(z.area_cm2.as_ref(), "cm²")) } td class="num" { (format!("{:.0}", z.target_per_cm2)) } td class="num" { (maybe(z.impressions, 0)) } td { (z.needle) } td { (z.note) } }
             }
-            tr { th colspan="3" { "Total" } th class="num" { (format!("{:.0}", p.impressions_total)) } th colspan="2" { "Depth: " (p.needle_depth) } }
+            tr { th colspan="3" { "Total" } th class="num" { (maybe(p.impressions_total, 0)) } th colspan="2" { "Depth: " (p.needle_depth) } }
         }
         p { "Pigment: " (p.pigment) }
-        h2 { (p.sessions) " sessions" }
+        h2 { @if p.sessions == 0 { "No sessions" } @else if p.sessions == 1 { "1 session" } @else { (p.sessions) " sessions" } }
         ul { @for reason in &p.reasons { li { (format!("{:+}", reason.sessions)) " " b { (reason.rule) } ": " (reason.why) } } }
         table {
             tr { th class="num" { "#" } th { "When" } th { "Purpose" } th class="num" { "Impressions" } th class="num" { "Hours" } th { "Pigment" } th { "Aftercare" } }
@@ -131,8 +146,8 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture], photos: &[PatientPh
                     td class="num" { (s.number) }
                     td { @if let Some(d) = &s.date { (d) br; } small { "day " (s.day) } }
                     td { (s.purpose) " (" (pct(s.share)) ")" }
-                    td class="num" { (format!("{:.0}", s.impressions)) }
-                    td class="num" { (format!("{:.1}", s.hours)) }
+                    td class="num" { (maybe(s.impressions, 0)) }
+                    td class="num" { (maybe(s.hours, 1)) }
                     td { (s.pigment) }
                     td { ul { @for c in &s.aftercare { li { (c) } } } }
                 }
@@ -149,9 +164,9 @@ pub struct IndexRow {
     pub patient: String,
     pub page: String,
     pub photos: usize,
-    pub percent: f64,
+    pub percent: Option<f64>,
     pub severity: String,
-    pub area: Interval,
+    pub area: Option<Interval>,
     pub stage: String,
     pub sessions: u32,
     pub warnings: usize,
@@ -165,8 +180,8 @@ pub fn index_page(rows: &[IndexRow], failed: &[(String, String)]) -> String {
             tr { th { "Patient" } th class="num" { "Photos" } th class="num" { "Hair loss" } th { "Severity" } th { "Area to cover" } th { "Stage" } th class="num" { "Sessions" } th class="num" { "Warnings" } }
             @for r in rows {
                 tr {
-                    td { a href=(r.page) { (r.patient) } } td class="num" { (r.photos) } td class="num" { (format!("{:.0} %", r.percent)) } td { (r.severity) }
-                    td { (interval(&r.area, "cm²")) } td { (r.stage) } td class="num" { (r.sessions) } td class="num" { (r.warnings) }
+                    td { a href=(r.page) { (r.patient) } } td class="num" { (r.photos) } td class="num" { (percent(r.percent)) } td { (r.severity) }
+                    td { (maybe_interval(r.area.as_ref(), "cm²")) } td { (r.stage) } td class="num" { (r.sessions) } td class="num" { (r.warnings) }
                 }
             }
         }
@@ -188,9 +203,9 @@ mod tests {
             patient: "<script>alert(1)</script>".into(),
             page: "patients/x.html".into(),
             photos: 1,
-            percent: 12.0,
+            percent: Some(12.0),
             severity: "limited".into(),
-            area: Interval::exact(3.0),
+            area: Some(Interval::exact(3.0)),
             stage: "II".into(),
             sessions: 3,
             warnings: 0,

@@ -121,8 +121,9 @@ pub struct ViewRow {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HairLoss {
-    /// SALT-style percent of the scalp without hair (thinning counted at the rules' weight).
-    pub percent: f64,
+    /// SALT-style percent of the scalp without hair (thinning counted at the rules' weight);
+    /// `None` when no photo of the patient showed scalp (severity "unknown").
+    pub percent: Option<f64>,
     pub severity: String,
     /// Sum of the SALT weights of the views present, percent.
     pub weight_covered: f64,
@@ -130,9 +131,12 @@ pub struct HairLoss {
 }
 
 impl Stage {
-    /// "Norwood IV", "Ludwig II".
+    /// "Norwood IV", "Ludwig II", or "stage unknown".
     pub fn label(&self) -> String {
-        format!("{} {}", if self.scale == "ludwig" { "Ludwig" } else { "Norwood" }, self.stage)
+        match &self.stage {
+            Some(s) => format!("{} {s}", if self.scale == "ludwig" { "Ludwig" } else { "Norwood" }),
+            None => "stage unknown".into(),
+        }
     }
 }
 
@@ -140,8 +144,9 @@ impl Stage {
 pub struct Stage {
     /// "hamilton-norwood" or "ludwig".
     pub scale: String,
-    /// For example "IV", "III vertex", "II".
-    pub stage: String,
+    /// For example "IV", "III vertex", "II"; `None` when no top, front or back view is known
+    /// (the evidence says so): a side view or an unnamed photo cannot be staged.
+    pub stage: Option<String>,
     /// "moderate" with a top view, "low" without.
     pub confidence: String,
     pub evidence: Vec<String>,
@@ -157,7 +162,8 @@ pub struct Fusion {
     pub thinning_fraction: f64,
     pub bare_fraction: f64,
     pub scar_fraction: f64,
-    pub area_to_cover_cm2: Interval,
+    /// `None` when nothing gives it (no SALT view and no scale): `area_method` says why.
+    pub area_to_cover_cm2: Option<Interval>,
     pub area_method: String,
     pub stage: Stage,
     pub skin: Option<SkinTone>,
@@ -248,7 +254,8 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     let salt: Vec<(&str, f64)> =
         SALT_VIEWS.iter().filter(|v| per_view_loss.contains_key(**v)).map(|v| (*v, rules.views.weight(v))).collect();
     let missing: Vec<String> = SALT_VIEWS.iter().filter(|v| !per_view_loss.contains_key(**v)).map(|v| v.to_string()).collect();
-    let covered: f64 = salt.iter().map(|(_, w)| w).sum();
+    // `+ 0.0`: an empty f64 sum is -0.0, which must never reach a report.
+    let covered: f64 = salt.iter().map(|(_, w)| w).sum::<f64>() + 0.0;
     let mut warnings = Vec::new();
     // SALT-weighted means over the views present, or plain means when no SALT view is known.
     let weighted = |f: &dyn Fn(&ViewRow) -> f64| -> f64 {
@@ -259,7 +266,7 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
             mean(rows.iter().map(f)).unwrap_or(0.0)
         }
     };
-    let percent = 100.0 * weighted(&loss);
+    let percent = (!rows.is_empty()).then(|| 100.0 * weighted(&loss));
     let method = if covered > 0.0 {
         format!("SALT weights over the views present ({})", salt.iter().map(|(v, w)| format!("{v} {w:.0}")).collect::<Vec<_>>().join(", "))
     } else {
@@ -294,7 +301,7 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     Fusion {
         views: all_rows,
         missing_views: missing,
-        hair_loss: HairLoss { percent, severity: severity(percent, rules), weight_covered: covered, method },
+        hair_loss: HairLoss { percent, severity: percent.map_or_else(|| "unknown".into(), |p| severity(p, rules)), weight_covered: covered, method },
         thinning_fraction: cover_t,
         bare_fraction: cover_b,
         scar_fraction: cover_s,
@@ -317,7 +324,7 @@ pub fn add_marked_scar(f: &mut Fusion, cm2: f64, rules: &Rules) {
         return;
     }
     f.scar_fraction += cm2 / rules.views.scalp_cm2;
-    f.area_to_cover_cm2 = f.area_to_cover_cm2 + Interval::exact(cm2);
+    f.area_to_cover_cm2 = Some(f.area_to_cover_cm2.unwrap_or(Interval::exact(0.0)) + Interval::exact(cm2));
     f.warnings.push(format!("scars marked by the practitioner: {cm2:.1} cm², added to the area to cover"));
 }
 
@@ -326,7 +333,7 @@ pub fn add_marked_scar(f: &mut Fusion, cm2: f64, rules: &Rules) {
 /// and each fraction ± the rules' uncertainty; a missing view counts from 0 to its whole share,
 /// its value the mean of the views present. With no SALT view, the photos' measured areas
 /// (when they have a scale) are summed instead.
-fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules) -> (Interval, String) {
+fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules) -> (Option<Interval>, String) {
     let v = &rules.views;
     let u = rules.loss.fraction_uncertainty;
     let (lo_total, total, hi_total) = (v.scalp_cm2 - 2.0 * v.scalp_sd_cm2, v.scalp_cm2, v.scalp_cm2 + 2.0 * v.scalp_sd_cm2);
@@ -334,10 +341,10 @@ fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules)
     if present.is_empty() {
         let measured: Vec<Interval> = rows.iter().filter_map(|r| r.measured_to_cover_cm2).collect();
         if measured.is_empty() {
-            return (Interval::exact(0.0), "unknown: no SALT view and no scale; name the views or give a scale".into());
+            return (None, "unknown: no top, back, left or right view and no scale; name the views or give a scale".into());
         }
         let sum = measured.iter().fold(Interval::exact(0.0), |a, b| a + *b);
-        return (sum, "sum of the photos' measured areas (no SALT view known)".into());
+        return (Some(sum), "sum of the photos' measured areas (no SALT view known)".into());
     }
     let mean_present = present.iter().map(|(_, f)| f).sum::<f64>() / present.len() as f64;
     let mut out = Interval::exact(0.0);
@@ -349,7 +356,7 @@ fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules)
         };
         out = out + part;
     }
-    (out, format!("SALT views x typical scalp {total:.0} cm² (interval: scalp ± 2 sd, fractions ± {u:.2}, missing views 0 to whole)"))
+    (Some(out), format!("SALT views x typical scalp {total:.0} cm² (interval: scalp ± 2 sd, fractions ± {u:.2}, missing views 0 to whole)"))
 }
 
 /// Norwood or Ludwig from the per-view fractions to cover; `thin` and `all` are the weighted
@@ -376,9 +383,13 @@ pub fn stage(cover: &BTreeMap<String, f64>, thin: f64, all: f64, rules: &Rules) 
         } else {
             "III"
         };
-        return Stage { scale: "ludwig".into(), stage: stage.into(), confidence, evidence };
+        return Stage { scale: "ludwig".into(), stage: Some(stage.into()), confidence, evidence };
     }
     const NAMES: [&str; 7] = ["I", "II", "III", "IV", "V", "VI", "VII"];
+    if top.is_none() && front.is_none() && back.is_none() {
+        evidence.push("no top, front or back view known: the stage cannot be read; name the views in the file names or a manifest".into());
+        return Stage { scale: "hamilton-norwood".into(), stage: None, confidence: "none".into(), evidence };
+    }
     let stage = match (top, front, back) {
         (Some(t), _, b) => {
             let i = s.norwood_top_upper.iter().position(|&u| t < u).unwrap_or(6);
@@ -404,7 +415,7 @@ pub fn stage(cover: &BTreeMap<String, f64>, thin: f64, all: f64, rules: &Rules) 
             "I".to_string()
         }
     };
-    Stage { scale: "hamilton-norwood".into(), stage, confidence, evidence }
+    Stage { scale: "hamilton-norwood".into(), stage: Some(stage), confidence, evidence }
 }
 
 #[cfg(test)]
@@ -493,27 +504,33 @@ mod tests {
         ];
         for (v, thin, all, scale, stage_name) in cases {
             let s = stage(&views(v), thin, all, &r);
-            assert_eq!((s.scale.as_str(), s.stage.as_str()), (scale, stage_name), "{v:?}");
+            assert_eq!((s.scale.as_str(), s.stage.as_deref()), (scale, Some(stage_name)), "{v:?}");
             assert!(!s.evidence.is_empty());
         }
         // A receded front rules out Ludwig even when thinning dominates.
         assert_eq!(stage(&views(&[("top", 0.40), ("front", 0.30)]), 0.3, 0.4, &r).scale, "hamilton-norwood");
         assert_eq!(stage(&views(&[("back", 0.05)]), 0.0, 0.05, &r).confidence, "low");
+        // Side views or unnamed photos only: unknown, never "I".
+        for v in [&[("left", 0.6)][..], &[]] {
+            let s = stage(&views(v), 0.0, 0.6, &r);
+            assert_eq!((s.stage.as_deref(), s.label().as_str()), (None, "stage unknown"), "{v:?}");
+            assert!(s.evidence.iter().any(|e| e.contains("name the views")));
+        }
     }
 
     #[test]
     fn area_to_cover_uses_salt_shares_and_widens_for_missing_views() {
         let r = Rules::default();
         let all = views(&[("top", 0.5), ("back", 0.25), ("left", 0.0), ("right", 0.0)]);
-        let (a, _) = area_to_cover(&all, &[], &r);
+        let a = area_to_cover(&all, &[], &r).0.unwrap();
         // 0.5 * 40 % * 492 + 0.25 * 24 % * 492
         assert!((a.value - (0.5 * 0.4 + 0.25 * 0.24) * 492.0).abs() < 1e-9, "{a:?}");
         assert!((a.low - ((0.38 * 0.4 + 0.13 * 0.24) * 430.0)).abs() < 1e-9, "{a:?}");
-        let (b, _) = area_to_cover(&views(&[("top", 0.5)]), &[], &r);
+        let b = area_to_cover(&views(&[("top", 0.5)]), &[], &r).0.unwrap();
         assert!((b.value - 0.5 * 492.0).abs() < 1e-9);
         assert!(b.low < a.low && b.high > a.high);
         let (c, m) = area_to_cover(&views(&[("front", 0.5)]), &[], &r);
-        assert_eq!(c, Interval::exact(0.0));
+        assert_eq!(c, None, "unknown, never 0");
         assert!(m.starts_with("unknown"));
     }
 }

@@ -16,7 +16,8 @@ pub struct Plan {
     /// Why that many: the base and each rule that added one.
     pub reasons: Vec<Reason>,
     pub zones: Vec<ZonePlan>,
-    pub impressions_total: f64,
+    /// `None` when the area to cover is unknown (no SALT view and no scale).
+    pub impressions_total: Option<f64>,
     pub schedule: Vec<Session>,
     pub pigment: String,
     pub needle_depth: String,
@@ -35,10 +36,11 @@ pub struct Reason {
 pub struct ZonePlan {
     /// "hairline", "bare", "thinning" or "scar".
     pub kind: String,
-    pub area_cm2: Interval,
+    /// `None` when the patient's area to cover is unknown.
+    pub area_cm2: Option<Interval>,
     /// Mean target impressions per cm² over the zone.
     pub target_per_cm2: f64,
-    pub impressions: f64,
+    pub impressions: Option<f64>,
     pub needle: String,
     pub note: String,
 }
@@ -52,36 +54,42 @@ pub struct Session {
     pub date: Option<String>,
     pub purpose: String,
     pub share: f64,
-    pub impressions: f64,
-    pub hours: f64,
+    /// `None` (with `hours`) when the area to cover is unknown.
+    pub impressions: Option<f64>,
+    pub hours: Option<f64>,
     pub pigment: String,
     pub aftercare: Vec<String>,
 }
 
 /// Zones to treat: the area to cover split by class, the hairline band carved out of the bare
-/// area when the front has receded, scars with their blending margin.
+/// area when the front has receded, scars with their blending margin. Empty when there is
+/// nothing to cover; zones without areas (but with their densities and needles) when the
+/// patient's area to cover is unknown.
 pub fn zones(f: &Fusion, rules: &Rules) -> Vec<ZonePlan> {
     let d = &rules.density;
     let n = &rules.needles;
     let all = f.thinning_fraction + f.bare_fraction + f.scar_fraction;
-    if all <= 0.0 || f.area_to_cover_cm2.value <= 0.0 {
+    if all <= 0.0 || f.area_to_cover_cm2.is_some_and(|a| a.value <= 0.0) {
         return Vec::new();
     }
-    let part = |x: f64| f.area_to_cover_cm2.scale(x / all);
+    let part = |x: f64| f.area_to_cover_cm2.map(|a| a.scale(x / all));
+    let with = |area: Option<Interval>, target: f64| (area, area.map(|a| a.value * target));
     let mut out = Vec::new();
     let mut bare = part(f.bare_fraction);
     // The hairline band: present when the front view shows recession (or, without a front view,
     // when the bare area is large enough to include it).
     let receded = f.front_loss.map(|x| x >= rules.stage.affected).unwrap_or(false);
     let band = d.hairline_band_cm * d.hairline_length_cm;
-    if receded && bare.value > 0.0 {
-        let area = Interval { value: band.min(bare.value), low: band.min(bare.low), high: band.min(bare.high) };
+    if receded && f.bare_fraction > 0.0 {
         let mean_share = (d.hairline_front_share + 1.0) / 2.0;
+        let target = d.full_per_cm2 * mean_share;
+        let area = bare.map(|b| Interval { value: band.min(b.value), low: band.min(b.low), high: band.min(b.high) });
+        let (area_cm2, impressions) = with(area, target);
         out.push(ZonePlan {
             kind: "hairline".into(),
-            area_cm2: area,
-            target_per_cm2: d.full_per_cm2 * mean_share,
-            impressions: area.value * d.full_per_cm2 * mean_share,
+            area_cm2,
+            target_per_cm2: target,
+            impressions,
             needle: n.hairline.clone(),
             note: format!(
                 "soft, irregular front edge: {:.0} % of full density at the front rising to full over {:.1} cm; never a straight line",
@@ -89,43 +97,44 @@ pub fn zones(f: &Fusion, rules: &Rules) -> Vec<ZonePlan> {
                 d.hairline_band_cm
             ),
         });
-        bare = Interval { value: bare.value - area.value, low: (bare.low - area.low).max(0.0), high: bare.high - area.high };
+        bare = bare.zip(area).map(|(b, h)| Interval { value: b.value - h.value, low: (b.low - h.low).max(0.0), high: b.high - h.high });
     }
-    if bare.value > 0.0 {
+    if f.bare_fraction > 0.0 && bare.is_none_or(|b| b.value > 0.0) {
+        let (area_cm2, impressions) = with(bare, d.full_per_cm2);
         out.push(ZonePlan {
             kind: "bare".into(),
-            area_cm2: bare,
+            area_cm2,
             target_per_cm2: d.full_per_cm2,
-            impressions: bare.value * d.full_per_cm2,
+            impressions,
             needle: n.bare.clone(),
             note: "full density: dots about 1 mm apart".into(),
         });
     }
     if f.thinning_fraction > 0.0 {
-        let a = part(f.thinning_fraction);
         let native = f.density_on_hair.filter(|x| *x > 0.0).unwrap_or(d.native_per_cm2);
         let existing = f.density_on_thinning.unwrap_or(native / 2.0).clamp(0.0, native);
         let target = d.full_per_cm2 * (1.0 - existing / native);
+        let (area_cm2, impressions) = with(part(f.thinning_fraction), target);
         out.push(ZonePlan {
             kind: "thinning".into(),
-            area_cm2: a,
+            area_cm2,
             target_per_cm2: target,
-            impressions: a.value * target,
+            impressions,
             needle: n.thinning.clone(),
             note: format!("fills the gap between the existing {existing:.0} hairs/cm² and the {native:.0} on full hair, to blend in"),
         });
     }
     if f.scar_fraction > 0.0 {
-        let a = part(f.scar_fraction);
         // A circle of the scar's area: its rim times the margin is the least blending area;
         // long strip scars have more rim.
         let margin = |x: f64| 2.0 * (std::f64::consts::PI * x).sqrt() * d.scar_margin_cm + std::f64::consts::PI * d.scar_margin_cm.powi(2);
-        let with_margin = Interval { value: a.value + margin(a.value), low: a.low + margin(a.low), high: a.high + margin(a.high) };
+        let area = part(f.scar_fraction).map(|a| Interval { value: a.value + margin(a.value), low: a.low + margin(a.low), high: a.high + margin(a.high) });
+        let (area_cm2, impressions) = with(area, d.full_per_cm2);
         out.push(ZonePlan {
             kind: "scar".into(),
-            area_cm2: with_margin,
+            area_cm2,
             target_per_cm2: d.full_per_cm2,
-            impressions: with_margin.value * d.full_per_cm2,
+            impressions,
             needle: n.scar.clone(),
             note: format!(
                 "scar plus a {:.1} cm blended margin (at least; more for strip scars); scar tissue takes pigment unpredictably",
@@ -224,16 +233,33 @@ pub fn aftercare(number: u32, last: bool, rules: &Rules) -> Vec<String> {
     v
 }
 
-/// The whole plan. `start` dates the sessions.
+/// The whole plan. `start` dates the sessions. Nothing to cover drafts no sessions; an unknown
+/// area to cover drafts the sessions the rules ask for without impressions or hours.
 pub fn plan(f: &Fusion, rules: &Rules, start: Option<NaiveDate>) -> Plan {
     let s = &rules.sessions;
     let zones = zones(f, rules);
-    let total: f64 = zones.iter().map(|z| z.impressions).sum();
+    let skin_class = f.skin.as_ref().map(|k| k.ita_class.as_str());
+    let pigment = rules.pigment.for_class(skin_class).to_string();
+    if zones.is_empty() {
+        return Plan {
+            sessions: 0,
+            reasons: Vec::new(),
+            zones,
+            impressions_total: Some(0.0),
+            schedule: Vec::new(),
+            pigment,
+            needle_depth: rules.needles.depth.clone(),
+            touch_up: "none: no treatment is drafted".into(),
+            warnings: vec!["no area to cover was found: no treatment is drafted".into()],
+        };
+    }
+    // `+ 0.0`: an empty f64 sum is -0.0.
+    let total: Option<f64> = zones.iter().map(|z| z.impressions).sum::<Option<f64>>().map(|t| t + 0.0);
     let mut reasons = base_sessions(f, rules);
     let mut warnings = Vec::new();
     // The area rule: add sessions while the largest session would run past the longest one.
     let mut n = count(&reasons).min(s.maximum);
-    let largest = |n: u32| rules.sessions.build_up(n).iter().cloned().fold(0.0, f64::max) * total;
+    let largest = |n: u32| rules.sessions.build_up(n).iter().cloned().fold(0.0, f64::max) * total.unwrap_or(0.0);
     let mut added = 0;
     while largest(n) / s.impressions_per_hour > s.max_hours && n < s.maximum {
         n += 1;
@@ -243,7 +269,7 @@ pub fn plan(f: &Fusion, rules: &Rules, start: Option<NaiveDate>) -> Plan {
         reasons.push(Reason {
             rule: "large-area".into(),
             sessions: added,
-            why: format!("{total:.0} impressions: the largest session would pass {:.0} hours", s.max_hours),
+            why: format!("{:.0} impressions: the largest session would pass {:.0} hours", total.unwrap_or(0.0), s.max_hours),
         });
     }
     if count(&reasons) > s.maximum {
@@ -252,23 +278,24 @@ pub fn plan(f: &Fusion, rules: &Rules, start: Option<NaiveDate>) -> Plan {
     if largest(n) / s.impressions_per_hour > s.max_hours {
         warnings.push(format!("even at {n} sessions the largest runs past {:.0} hours: split it over two days", s.max_hours));
     }
+    if total.is_none() {
+        warnings.push(
+            "the area to cover is unknown, so impressions and hours are not estimated and a large area could need more sessions; name the views (top, back, left, right) or give a scale"
+                .into(),
+        );
+    }
     if f.scar_fraction > 0.0 {
         warnings.push(format!("scars must be healed for at least {} months, flat and smooth, before SMP", s.scar_healed_months));
-    }
-    if total <= 0.0 {
-        warnings.push("no area to cover was found: no treatment is drafted".into());
     }
     if f.skin.is_some() {
         warnings.push("the skin tone comes from an uncalibrated photo (about 14° median ITA error on renders with random exposure): confirm it by eye before choosing the pigment".into());
     }
-    let skin_class = f.skin.as_ref().map(|k| k.ita_class.as_str());
-    let pigment = rules.pigment.for_class(skin_class).to_string();
     let days = session_days(n, rules);
     let shares = s.build_up(n);
     let schedule: Vec<Session> = (0..n)
         .map(|k| {
             let number = k + 1;
-            let impressions = total * shares[k as usize];
+            let impressions = total.map(|t| t * shares[k as usize]);
             let purpose = s.purposes.get(k as usize).or(s.purposes.last()).cloned().unwrap_or_default();
             let pig = if k == 0 && rules.pigment.first_session_lighter {
                 format!("{pigment}; one step lighter for the base")
@@ -282,7 +309,7 @@ pub fn plan(f: &Fusion, rules: &Rules, start: Option<NaiveDate>) -> Plan {
                 purpose,
                 share: shares[k as usize],
                 impressions,
-                hours: if total > 0.0 { hours(impressions, rules) } else { 0.0 },
+                hours: impressions.map(|i| hours(i, rules)),
                 pigment: pig,
                 aftercare: aftercare(number, number == n, rules),
             }
@@ -321,13 +348,13 @@ mod tests {
         Fusion {
             views: vec![],
             missing_views: vec![],
-            hair_loss: HairLoss { percent: 0.0, severity: "none".into(), weight_covered: 100.0, method: String::new() },
+            hair_loss: HairLoss { percent: Some(0.0), severity: "none".into(), weight_covered: 100.0, method: String::new() },
             thinning_fraction: thin,
             bare_fraction: bare,
             scar_fraction: scar,
-            area_to_cover_cm2: Interval { value: area, low: area * 0.8, high: area * 1.2 },
+            area_to_cover_cm2: Some(Interval { value: area, low: area * 0.8, high: area * 1.2 }),
             area_method: String::new(),
-            stage: Stage { scale: "hamilton-norwood".into(), stage: "IV".into(), confidence: "moderate".into(), evidence: vec![] },
+            stage: Stage { scale: "hamilton-norwood".into(), stage: Some("IV".into()), confidence: "moderate".into(), evidence: vec![] },
             skin: None,
             density_on_hair: Some(160.0),
             density_on_thinning: Some(40.0),
@@ -385,17 +412,18 @@ mod tests {
         let kinds: Vec<&str> = z.iter().map(|z| z.kind.as_str()).collect();
         assert_eq!(kinds, ["hairline", "bare", "thinning", "scar"]);
         // Bare is 40 cm² of the 100; the hairline band 1.5 x 16 = 24 cm² of it at 80 % mean.
-        assert_eq!(z[0].area_cm2.value, 24.0);
+        let area = |k: usize| z[k].area_cm2.unwrap();
+        assert_eq!(area(0).value, 24.0);
         assert_eq!(z[0].target_per_cm2, 80.0);
-        assert!((z[1].area_cm2.value - 16.0).abs() < 1e-9);
+        assert!((area(1).value - 16.0).abs() < 1e-9);
         assert_eq!(z[1].target_per_cm2, 100.0);
         // Thinning: 40 of 160 hairs/cm² present, so 75 % of full.
         assert_eq!(z[2].target_per_cm2, 75.0);
-        assert!((z[2].impressions - 40.0 * 75.0).abs() < 1e-9);
+        assert!((z[2].impressions.unwrap() - 40.0 * 75.0).abs() < 1e-9);
         // Scar 20 cm² plus a 1 cm margin around a circle of that area.
         let expected = 20.0 + 2.0 * (std::f64::consts::PI * 20.0).sqrt() + std::f64::consts::PI;
-        assert!((z[3].area_cm2.value - expected).abs() < 1e-9);
-        assert!(z.iter().all(|z| z.area_cm2.low <= z.area_cm2.value && z.area_cm2.value <= z.area_cm2.high));
+        assert!((area(3).value - expected).abs() < 1e-9);
+        assert!(z.iter().map(|z| z.area_cm2.unwrap()).all(|a| a.low <= a.value && a.value <= a.high));
         // No recession: no hairline band.
         f.front_loss = Some(0.02);
         assert_eq!(zones(&f, &r)[0].kind, "bare");
@@ -410,11 +438,11 @@ mod tests {
         assert_eq!(dates, ["2026-12-01", "2026-12-15", "2027-01-14"]);
         assert_eq!(p.schedule.iter().map(|s| s.day).collect::<Vec<_>>(), [0, 14, 44]);
         // 10,000 impressions: 4,000 / 4,000 / 2,000, each under 2 h at 3,500 an hour: raised to 2 h.
-        assert_eq!(p.impressions_total, 10_000.0);
-        assert_eq!(p.schedule.iter().map(|s| s.impressions).collect::<Vec<_>>(), [4000.0, 4000.0, 2000.0]);
-        assert!(p.schedule.iter().all(|s| s.hours == 2.0));
+        assert_eq!(p.impressions_total, Some(10_000.0));
+        assert_eq!(p.schedule.iter().map(|s| s.impressions.unwrap()).collect::<Vec<_>>(), [4000.0, 4000.0, 2000.0]);
+        assert!(p.schedule.iter().all(|s| s.hours == Some(2.0)));
         let big = plan(&fusion(0.0, 0.5, 0.0, 400.0), &r, None);
-        assert_eq!(big.schedule[0].hours, 16_000.0 / 3500.0);
+        assert_eq!(big.schedule[0].hours, Some(16_000.0 / 3500.0));
         assert_eq!(p.schedule.iter().map(|s| s.purpose.as_str()).collect::<Vec<_>>(), ["light base", "density", "refine"]);
         assert!(p.schedule[0].pigment.contains("one step lighter"));
         assert!(p.schedule[1].aftercare.iter().any(|a| a.contains("Between sessions")));
@@ -438,8 +466,35 @@ mod tests {
         assert!(plan(&f, &r, None).pigment.contains("1 part pigment to 4"));
         f.skin = None;
         assert!(plan(&f, &r, None).pigment.contains("test patch"));
-        let p = plan(&fusion(0.0, 0.0, 0.0, 0.0), &r, None);
-        assert!(p.zones.is_empty() && p.impressions_total == 0.0);
-        assert!(p.warnings.iter().any(|w| w.contains("no area")));
+    }
+
+    #[test]
+    fn nothing_to_cover_drafts_no_sessions() {
+        let r = Rules::default();
+        // No loss found, or loss with a measured area of zero: no zones, no sessions, no schedule.
+        for f in [fusion(0.0, 0.0, 0.0, 0.0), fusion(0.0, 0.0, 0.0, 50.0), fusion(0.1, 0.2, 0.0, 0.0)] {
+            let p = plan(&f, &r, NaiveDate::from_ymd_opt(2026, 12, 1));
+            assert!(p.zones.is_empty() && p.schedule.is_empty() && p.reasons.is_empty(), "{p:?}");
+            assert_eq!((p.sessions, p.impressions_total), (0, Some(0.0)));
+            assert!(p.warnings.iter().any(|w| w.contains("no treatment is drafted")));
+            assert!(!p.touch_up.contains("every"), "no touch-up of a treatment never drafted: {}", p.touch_up);
+        }
+    }
+
+    #[test]
+    fn an_unknown_area_drafts_sessions_without_impressions_never_zero() {
+        let r = Rules::default();
+        let mut f = fusion(0.1, 0.3, 0.0, 0.0);
+        f.area_to_cover_cm2 = None;
+        f.front_loss = Some(0.3);
+        let p = plan(&f, &r, None);
+        assert_eq!(p.sessions, 3);
+        assert_eq!(p.impressions_total, None);
+        assert_eq!(p.zones.iter().map(|z| z.kind.as_str()).collect::<Vec<_>>(), ["hairline", "bare", "thinning"]);
+        assert!(p.zones.iter().all(|z| z.area_cm2.is_none() && z.impressions.is_none() && z.target_per_cm2 > 0.0));
+        assert!(p.schedule.iter().all(|s| s.impressions.is_none() && s.hours.is_none()));
+        assert!(p.warnings.iter().any(|w| w.contains("area to cover is unknown")));
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(!json.contains("-0.0") && !json.contains(":0.0,\"hours\""), "{json}");
     }
 }

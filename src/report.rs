@@ -134,7 +134,7 @@ pub struct DensitySummary {
 }
 
 /// Version of the patient report (`patients/ID.json`).
-pub const PATIENT_SCHEMA: &str = "scalpmap-patient/1";
+pub const PATIENT_SCHEMA: &str = "scalpmap-patient/2";
 
 /// One patient: the views combined and the draft treatment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

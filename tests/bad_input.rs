@@ -499,3 +499,64 @@ fn a_full_standard_output_is_an_error_never_a_panic_or_a_silent_success() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--jsonl: cannot write"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.path().join("synth-2026-00003.json").exists(), "the reports themselves are written");
 }
+
+#[test]
+fn a_closed_or_full_standard_error_never_panics_and_every_output_is_still_written() {
+    use std::process::{Command, Stdio};
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(input.path().join("a_top.jpg"), std::fs::read(repo().join("samples/synth-2026-00003.jpg")).unwrap()).unwrap();
+    std::fs::write(input.path().join("broken.jpg"), b"not a photo").unwrap();
+    // A reader that went away (`scalpmap plan ... 2>&1 | head`): the pipe is closed at once.
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scalpmap"))
+        .args(["plan", input.path().to_str().unwrap(), "--backend", "tract", "--out", out.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a lost message is a failure, not a panic (101) nor a success");
+    for f in ["index.html", "summary.csv", "summary.json", "patients/a_top.html", "patients/a_top.json"] {
+        assert!(out.path().join(f).is_file(), "{f} was written");
+    }
+    // The same with standard error on a full device.
+    if Path::new("/dev/full").exists() {
+        let out = tempfile::tempdir().unwrap();
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_scalpmap"))
+            .args(["plan", input.path().to_str().unwrap(), "--backend", "tract", "--out", out.path().to_str().unwrap()])
+            .stderr(full)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(out.path().join("index.html").is_file() && out.path().join("patients/a_top.html").is_file());
+    }
+}
+
+#[test]
+fn misspelt_flags_are_named_and_a_view_can_be_given_on_the_command_line() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_scalpmap")).args(["analyze", "x.jpg", "--ot", "o"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("'--out'") && !err.contains("use '-- --ot'"), "{err}");
+    // --view for a photo whose name names none; a name that does name one keeps it.
+    let input = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(repo().join("samples/synth-2026-00003.jpg")).unwrap();
+    std::fs::write(input.path().join("IMG_0001.jpg"), &bytes).unwrap();
+    std::fs::write(input.path().join("IMG_0002_back.jpg"), &bytes).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_scalpmap"))
+        .args(["analyze", input.path().to_str().unwrap(), "--view", "top", "--backend", "tract", "--out", out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.trim_end().ends_with("summary.csv") && err.contains("2 photos"), "the last line names the summary: {err}");
+    let view = |name: &str| -> serde_json::Value {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join(name)).unwrap()).unwrap();
+        r["view"].clone()
+    };
+    assert_eq!(view("IMG_0001.json"), "top");
+    assert_eq!(view("IMG_0002_back.json"), "back");
+}

@@ -157,19 +157,20 @@ fn fused_patient_areas_fall_in_their_intervals() {
         let m = fuse(&p.photos, &rules);
         let t = p.whole_to_cover;
         assert!(e.missing_views.is_empty() && e.hair_loss.weight_covered == 100.0);
-        exact_in += (e.area_to_cover_cm2.low <= t && t <= e.area_to_cover_cm2.high) as usize;
-        model_in += (m.area_to_cover_cm2.low <= t && t <= m.area_to_cover_cm2.high) as usize;
-        exact_err.push((e.area_to_cover_cm2.value - t).abs());
+        let (ea, ma) = (e.area_to_cover_cm2.unwrap(), m.area_to_cover_cm2.unwrap());
+        exact_in += (ea.low <= t && t <= ea.high) as usize;
+        model_in += (ma.low <= t && t <= ma.high) as usize;
+        exact_err.push((ea.value - t).abs());
         eprintln!(
             "truth {t:.0} cm²; exact fractions {:.0} [{:.0}, {:.0}]; model {:.0} [{:.0}, {:.0}], {} {}",
-            e.area_to_cover_cm2.value,
-            e.area_to_cover_cm2.low,
-            e.area_to_cover_cm2.high,
-            m.area_to_cover_cm2.value,
-            m.area_to_cover_cm2.low,
-            m.area_to_cover_cm2.high,
+            ea.value,
+            ea.low,
+            ea.high,
+            ma.value,
+            ma.low,
+            ma.high,
             m.stage.scale,
-            m.stage.stage
+            m.stage.label()
         );
     }
     exact_err.sort_by(f64::total_cmp);
@@ -285,7 +286,7 @@ fn a_manifest_names_patients_and_views_and_missing_files_are_reported() {
     // The scar the practitioner marked is planned, whatever the model draws.
     assert!(r.assessment.warnings.iter().any(|w| w.contains("scars marked") && w.contains("8.0 cm²")), "{:?}", r.assessment.warnings);
     assert!(r.plan.reasons.iter().any(|x| x.rule == "scars"), "{:?}", r.plan.reasons);
-    assert!(r.assessment.area_to_cover_cm2.low >= 8.0);
+    assert!(r.assessment.area_to_cover_cm2.unwrap().low >= 8.0);
     assert!(!out.path().join("patients/client-8.json").exists());
     let bad = input.path().join("bad.csv");
     std::fs::write(&bad, "patient,view,file\nx,sideways,a.jpg\n").unwrap();
@@ -308,7 +309,7 @@ fn a_photo_without_scalp_is_listed_but_left_out_of_the_fusion() {
     assert_eq!(f.views.len(), 5, "the photo is still listed");
     assert_eq!(f.missing_views, ["back"]);
     assert!(f.warnings.iter().any(|w| w.contains("no scalp found") && w.contains("left out")), "{:?}", f.warnings);
-    assert!(f.area_to_cover_cm2.high >= whole.area_to_cover_cm2.high - 1e-9, "a missing view widens the interval");
+    assert!(f.area_to_cover_cm2.unwrap().high >= whole.area_to_cover_cm2.unwrap().high - 1e-9, "a missing view widens the interval");
 }
 
 #[test]
@@ -415,4 +416,63 @@ fn skin_tone_from_photos_is_rough_but_measured() {
     eprintln!("skin tone measured on {n} of 40 renders: median ITA error {median:.1}°, within one class {within_one}/{n}");
     // Renders vary exposure and white balance as phones do; the truth is the skin's albedo.
     assert!(median <= 25.0 && within_one as f64 >= 0.6 * n as f64, "median {median:.1}, within one {within_one}/{n}");
+}
+
+/// Every number in a JSON value, with its path.
+fn numbers(v: &serde_json::Value, path: String, out: &mut Vec<(String, f64)>) {
+    match v {
+        serde_json::Value::Number(n) => out.push((path, n.as_f64().unwrap())),
+        serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| numbers(x, format!("{path}/{i}"), out)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| numbers(x, format!("{path}/{k}"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_readme_quick_start_plans_the_sample_patient_and_unknowns_are_null() {
+    let out = tempfile::tempdir().unwrap();
+    let o = scalpmap(&["plan", repo().join("samples").to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--backend", "tract"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.trim_end().ends_with("index.html"), "the last line names the page to open: {stderr}");
+    let v = schema("patient.schema.json");
+    let read = |id: &str| -> serde_json::Value {
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join(format!("patients/{id}.json"))).unwrap()).unwrap();
+        let errors: Vec<String> = v.iter_errors(&raw).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{id}.json breaks the schema: {errors:?}");
+        raw
+    };
+    // The whole patient: five named views, the marker on top: an area, a stage, sessions with
+    // impressions and hours, and a density plan per zone.
+    let raw = read("synth-2026-00505");
+    let r: PatientReport = serde_json::from_value(raw.clone()).unwrap();
+    let a = &r.assessment;
+    assert!(a.missing_views.is_empty() && a.views.len() == 5);
+    assert!(a.views.iter().any(|v| v.view.as_deref() == Some("top") && v.scale_method.as_deref() == Some("marker")), "{:?}", a.views);
+    let area = a.area_to_cover_cm2.expect("an area to cover");
+    assert!(area.value > 20.0 && area.low <= area.value && area.value <= area.high, "{area:?}");
+    assert!(a.stage.stage.is_some(), "{:?}", a.stage);
+    let p = &r.plan;
+    assert!(p.sessions >= 3 && p.schedule.len() == p.sessions as usize);
+    assert!(p.impressions_total.is_some_and(|t| t > 1000.0), "{:?}", p.impressions_total);
+    assert!(p.schedule.iter().all(|s| s.impressions.is_some_and(|i| i > 0.0) && s.hours.is_some_and(|h| h > 0.0)));
+    assert!(!p.zones.is_empty() && p.zones.iter().all(|z| z.area_cm2.is_some() && z.target_per_cm2 > 0.0));
+    let html = std::fs::read_to_string(out.path().join("patients/synth-2026-00505.html")).unwrap();
+    assert!(!html.contains("unknown") && html.contains("sessions"), "nothing unknown on the whole patient's page");
+    // A single photo whose name carries no view: unknown values are null (with a reason) and
+    // "unknown" on the page, never 0 or -0; its sessions carry no impressions.
+    let raw1 = read("synth-2026-00003");
+    assert!(raw1["assessment"]["area_to_cover_cm2"].is_null() && raw1["assessment"]["stage"]["stage"].is_null());
+    assert!(raw1["assessment"]["area_method"].as_str().unwrap().starts_with("unknown"));
+    assert!(raw1["plan"]["impressions_total"].is_null());
+    assert!(raw1["plan"]["schedule"].as_array().unwrap().iter().all(|s| s["impressions"].is_null() && s["hours"].is_null()));
+    let html1 = std::fs::read_to_string(out.path().join("patients/synth-2026-00003.html")).unwrap();
+    assert!(html1.contains("unknown") && !html1.contains("0 cm² (0-0)"), "unknowns say unknown");
+    // No negative zero anywhere in any patient report.
+    for id in ["synth-2026-00505", "synth-2026-00003", "synth-2026-00150"] {
+        let mut all = Vec::new();
+        numbers(&read(id), String::new(), &mut all);
+        let negative_zero: Vec<&(String, f64)> = all.iter().filter(|(_, x)| *x == 0.0 && x.is_sign_negative()).collect();
+        assert!(negative_zero.is_empty(), "{id}: {negative_zero:?}");
+    }
 }

@@ -191,30 +191,57 @@ fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
 }
 
+fn truths_in(dir: &Path) -> Vec<PathBuf> {
+    let mut truths: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    truths.sort();
+    truths
+}
+
+/// Checks a truth file's maps and that its files are byte for byte what the renderer makes.
+fn check_sample(path: &Path) -> Truth {
+    let truth: Truth = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let dir = path.parent().unwrap();
+    let labels = image::open(dir.join(&truth.files.labels)).unwrap().to_luma8();
+    let density = image::open(dir.join(&truth.files.density)).unwrap().to_luma16();
+    check_truth(&truth, &labels, &density);
+    let format = if truth.files.photo.ends_with(".png") { PhotoFormat::Png } else { PhotoFormat::Jpeg };
+    let again = make_item(truth.seed, truth.index, truth.width, format, &truth.requested).unwrap();
+    assert_eq!(again.photo, std::fs::read(dir.join(&truth.files.photo)).unwrap(), "{} photo differs from a re-render", truth.name);
+    assert_eq!(again.labels, std::fs::read(dir.join(&truth.files.labels)).unwrap());
+    truth
+}
+
+#[test]
+fn the_sample_patient_is_one_head_in_five_named_views_with_the_marker_on_top() {
+    let dir = samples_dir().join("synth-2026-00505");
+    let truths: Vec<Truth> = truths_in(&dir).iter().map(|p| check_sample(p)).collect();
+    let mut views: Vec<&str> = truths.iter().map(|t| t.view.name()).collect();
+    views.sort();
+    assert_eq!(views, ["back", "front", "left", "right", "top"]);
+    for t in &truths {
+        // The view is in the name, where `analyze` and `plan` read it.
+        assert!(t.files.photo.contains(&format!("-{}.", t.view.name())), "{}", t.files.photo);
+        assert_eq!(t.marker.is_some(), t.view == View::Top, "{}: the marker is on the top view only", t.name);
+        // One head: the same pattern, stage, skin and hair in every view.
+        let first = &truths[0];
+        assert_eq!((t.index, t.pattern, &t.stage), (first.index, first.pattern, &first.stage));
+        assert_eq!(serde_json::to_value(&t.skin).unwrap(), serde_json::to_value(&first.skin).unwrap());
+        assert_eq!(serde_json::to_value(&t.hair).unwrap(), serde_json::to_value(&first.hair).unwrap());
+    }
+}
+
 #[test]
 fn committed_samples_match_their_truth_and_rerender_identically() {
-    let mut truths: Vec<PathBuf> = std::fs::read_dir(samples_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    truths.sort();
+    let truths = truths_in(&samples_dir());
     assert!((8..=12).contains(&truths.len()), "samples/ should hold 8-12 photos, has {}", truths.len());
     let mut views = std::collections::HashSet::new();
     let mut patterns = std::collections::HashSet::new();
     let mut skins = std::collections::HashSet::new();
     let mut scars = 0;
     for path in &truths {
-        let truth: Truth = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        let dir = samples_dir();
-        let labels = image::open(dir.join(&truth.files.labels)).unwrap().to_luma8();
-        let density = image::open(dir.join(&truth.files.density)).unwrap().to_luma16();
-        check_truth(&truth, &labels, &density);
         // The sample is exactly what the renderer makes from its seed and options.
-        let format = if truth.files.photo.ends_with(".png") { PhotoFormat::Png } else { PhotoFormat::Jpeg };
-        let again = make_item(truth.seed, truth.index, truth.width, format, &truth.requested).unwrap();
-        assert_eq!(again.photo, std::fs::read(dir.join(&truth.files.photo)).unwrap(), "{} photo differs from a re-render", truth.name);
-        assert_eq!(again.labels, std::fs::read(dir.join(&truth.files.labels)).unwrap());
+        let truth = check_sample(path);
         views.insert(truth.view);
         patterns.insert(truth.pattern);
         skins.insert(truth.skin.ita_class);

@@ -59,6 +59,10 @@ pub struct SynthConfig {
     /// First item index (items are named by seed and index, so ranges can be rendered apart).
     pub start: u64,
     pub overrides: Overrides,
+    /// Render each item as a whole patient: its one head in all five views, in a folder of its
+    /// own named by the item, each photo named by its view (the marker, if asked for, on the
+    /// top view only), so that `scalpmap plan` reads the folder as one patient.
+    pub patients: bool,
 }
 
 /// Area of one class in the truth JSON.
@@ -156,7 +160,10 @@ pub fn scene_for(seed: u64, index: u64, overrides: &Overrides) -> Scene {
 pub fn make_item(seed: u64, index: u64, size: u32, format: PhotoFormat, overrides: &Overrides) -> Result<Item> {
     let scene = scene_for(seed, index, overrides);
     let r = render(&scene, size);
-    let name = item_name(seed, index);
+    let name = match overrides.view_in_name {
+        true => format!("{}-{}", item_name(seed, index), scene.view.name()),
+        false => item_name(seed, index),
+    };
     let ext = match format {
         PhotoFormat::Jpeg => "jpg",
         PhotoFormat::Png => "png",
@@ -249,21 +256,41 @@ pub fn write_item(dir: &Path, item: &Item) -> Result<()> {
     write_atomic(&dir.join(format!("{}.json", item.truth.name)), &json)
 }
 
-/// Renders `config.count` items in parallel into `config.out`, calling `tick` after each.
-/// Returns the number written.
+/// The photos one item of a run stands for: (folder, overrides) for each. One, or with
+/// `patients` the five views of one head.
+fn item_jobs(config: &SynthConfig, index: u64) -> Vec<(PathBuf, Overrides)> {
+    if !config.patients {
+        return vec![(config.out.clone(), config.overrides.clone())];
+    }
+    let dir = config.out.join(item_name(config.seed, index));
+    scene::View::ALL
+        .iter()
+        .map(|&v| {
+            let o = Overrides { view: Some(v), marker: config.overrides.marker && v == scene::View::Top, view_in_name: true, ..config.overrides.clone() };
+            (dir.clone(), o)
+        })
+        .collect()
+}
+
+/// Renders `config.count` items (patients with `config.patients`) in parallel into
+/// `config.out`, calling `tick` after each photo. Returns the number of photos written.
 pub fn run(config: &SynthConfig, tick: &(dyn Fn() + Sync)) -> Result<usize> {
     if config.size < 64 || config.size > 4096 {
         bail!("--size {} is out of range: use 64 to 4096 pixels", config.size);
     }
     std::fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create output folder {}: check the path and permissions", config.out.display()))?;
-    (0..config.count as u64).into_par_iter().try_for_each(|k| -> Result<()> {
-        let index = config.start + k;
-        let item = make_item(config.seed, index, config.size, config.format, &config.overrides)
-            .with_context(|| format!("rendering item {index}"))?;
-        write_item(&config.out, &item)?;
+    if config.patients && config.overrides.view.is_some() {
+        bail!("--patients renders all five views: leave out --view");
+    }
+    let jobs: Vec<(u64, PathBuf, Overrides)> =
+        (0..config.count as u64).flat_map(|k| item_jobs(config, config.start + k).into_iter().map(move |(d, o)| (config.start + k, d, o))).collect();
+    jobs.par_iter().try_for_each(|(index, dir, overrides)| -> Result<()> {
+        let item = make_item(config.seed, *index, config.size, config.format, overrides).with_context(|| format!("rendering item {index}"))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create output folder {}: check the path and permissions", dir.display()))?;
+        write_item(dir, &item)?;
         tick();
         Ok(())
     })?;
-    Ok(config.count)
+    Ok(jobs.len())
 }

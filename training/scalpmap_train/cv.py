@@ -276,7 +276,7 @@ def top_fraction(report):
 
 def stage_number(report):
     s = report["assessment"]["stage"]
-    return ROMAN[s["stage"]] if s["scale"] == "hamilton-norwood" else None
+    return ROMAN.get(s["stage"]) if s["scale"] == "hamilton-norwood" else None
 
 
 def staging(binary, model_of_fold, rows, real, fold_of, work):

@@ -1,5 +1,7 @@
 //! clap argument definitions and their translation into library configs.
 
+mod messages;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,6 +21,8 @@ use scalpmap::rules::{Rules, ScaleRules};
 use scalpmap::synth::color::{HairColour, ItaClass};
 use scalpmap::synth::scene::{PatternKind, ScarKind, View};
 use scalpmap::synth::{self, Overrides, PhotoFormat, SynthConfig};
+
+use messages::{count, say};
 
 /// Exit code for a bad command line or setup problem (as clap uses).
 const EXIT_USAGE: i32 = 2;
@@ -107,6 +111,10 @@ struct AnalyzeArgs {
     /// Skip photos whose report in --out is up to date (same bytes, model and options).
     #[arg(long)]
     resume: bool,
+    /// The view of photos whose file names (and manifest rows) name none: top, front, back,
+    /// left or right.
+    #[arg(long, value_parser = parse_view)]
+    view: Option<View>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -155,9 +163,13 @@ struct SynthArgs {
     #[arg(long, value_parser = parse_scar)]
     scar: Option<ScarKind>,
     /// Stick the printed 2 cm calibration marker (docs/marker.svg) on the scalp; its scale is
-    /// in the truth JSON.
+    /// in the truth JSON (with --patients, on the top view).
     #[arg(long)]
     marker: bool,
+    /// Render whole patients: each item's head in all five views, in a folder per patient,
+    /// each photo named by its view, ready for `scalpmap plan`.
+    #[arg(long)]
+    patients: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -192,13 +204,24 @@ fn version_text() -> &'static str {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().version(version_text()).get_matches();
+    // `plan` takes its photos from a manifest or from paths; `analyze` needs paths.
+    let cmd = Cli::command()
+        .version(version_text())
+        .mut_subcommand("analyze", |c| c.mut_arg("paths", |a| a.required(true)))
+        .mut_subcommand("plan", |c| c.mut_arg("paths", |a| a.required_unless_present("manifest")));
+    let matches = cmd.clone().try_get_matches().unwrap_or_else(|e| messages::suggest_flag(e, &cmd).exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match cli.command {
+    let code = match cli.command {
         Command::Analyze(a) => analyze_cmd(a),
         Command::Plan(a) => plan_cmd(a),
         Command::Rules(a) => rules_cmd(a),
         Command::Synth(a) => synth_cmd(a),
+    };
+    // Every file was written; a message that could not be is still a failure to report.
+    if code == 0 && messages::stderr_lost() {
+        EXIT_SOME_FAILED
+    } else {
+        code
     }
 }
 
@@ -225,9 +248,10 @@ fn synth_cmd(a: SynthArgs) -> i32 {
             Format::Png => PhotoFormat::Png,
         },
         start: a.start,
-        overrides: Overrides { view: a.view, pattern: a.pattern, skin: a.skin, hair: a.hair, scar: a.scar, marker: a.marker },
+        overrides: Overrides { view: a.view, pattern: a.pattern, skin: a.skin, hair: a.hair, scar: a.scar, marker: a.marker, view_in_name: false },
+        patients: a.patients,
     };
-    let bar = progress(config.count as u64);
+    let bar = progress(config.count as u64 * if config.patients { 5 } else { 1 });
     bar.set_prefix("synth");
     let started = Instant::now();
     let result = with_jobs(a.jobs, || synth::run(&config, &|| bar.inc(1)));
@@ -235,11 +259,11 @@ fn synth_cmd(a: SynthArgs) -> i32 {
     match result {
         Ok(n) => {
             let secs = started.elapsed().as_secs_f64();
-            eprintln!("rendered {n} photos into {} in {secs:.1} s ({:.1} photos/s)", config.out.display(), n as f64 / secs.max(1e-9));
+            say!("rendered {} into {} in {secs:.1} s ({:.1} photos/s)", count(n, "photo", "photos"), config.out.display(), n as f64 / secs.max(1e-9));
             0
         }
         Err(e) => {
-            eprintln!("scalpmap synth: {e:#}");
+            say!("scalpmap synth: {e:#}");
             EXIT_USAGE
         }
     }
@@ -258,7 +282,7 @@ fn analyze_cmd(a: AnalyzeArgs) -> i32 {
     match analyze_inner(a) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("scalpmap analyze: {e:#}");
+            say!("scalpmap analyze: {e:#}");
             EXIT_USAGE
         }
     }
@@ -312,7 +336,12 @@ impl BatchJob {
 
 /// Analyses the job's photos as `a` says; returns the summary and, when asked, every report.
 fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> anyhow::Result<(Summary, Vec<Report>)> {
-    let BatchJob { inputs, pre_failures, views, name_prefixes, scale_rules, keep_reports: keep } = job;
+    let BatchJob { inputs, pre_failures, mut views, name_prefixes, scale_rules, keep_reports: keep } = job;
+    if let Some(v) = a.view {
+        for p in inputs.iter().filter(|p| scalpmap::analyze::view_from_name(p).is_none()) {
+            views.entry(p.clone()).or_insert_with(|| v.name().to_string());
+        }
+    }
     if let Some(k) = a.px_per_cm {
         anyhow::ensure!(k.is_finite() && k > 0.0, "--px-per-cm must be a positive number");
     }
@@ -386,17 +415,17 @@ fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> any
     let summary = with_jobs(Some(jobs), || batch::run(&cfg, pre_failures, &on_report, &|| bar.inc(1)))?;
     bar.finish_and_clear();
     for row in summary.rows.iter().filter(|r| r.status == "failed") {
-        eprintln!("failed: {}", row.error.as_deref().unwrap_or("unknown error"));
+        say!("failed: {}", row.error.as_deref().unwrap_or("unknown error"));
     }
     let skipped = if summary.skipped > 0 { format!(" ({} up to date, skipped)", summary.skipped) } else { String::new() };
-    eprintln!(
-        "analysed {} of {} photos{skipped} in {:.1} s with {} {} into {}",
+    say!(
+        "analysed {} of {}{skipped} in {:.1} s with {} {}; summary: {}",
         summary.analysed,
-        summary.photos,
+        count(summary.photos, "photo", "photos"),
         summary.seconds,
         engine.name,
         engine.version,
-        a.out.display()
+        a.out.join("summary.csv").display()
     );
     if let Some(e) = jsonl_failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         anyhow::bail!("--jsonl: cannot write the reports to standard output ({e}); they are in {}", a.out.display());
@@ -415,7 +444,7 @@ fn rules_cmd(a: RulesArgs) -> i32 {
     match text {
         Ok(text) => print_or_fail(&text),
         Err(e) => {
-            eprintln!("scalpmap rules: {e}");
+            say!("scalpmap rules: {e}");
             EXIT_USAGE
         }
     }
@@ -428,7 +457,7 @@ fn print_or_fail(text: &str) -> i32 {
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("scalpmap rules: cannot write to standard output ({e})");
+            say!("scalpmap rules: cannot write to standard output ({e})");
             EXIT_SOME_FAILED
         }
     }
@@ -438,7 +467,7 @@ fn plan_cmd(a: PlanArgs) -> i32 {
     match plan_inner(a) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("scalpmap plan: {e:#}");
+            say!("scalpmap plan: {e:#}");
             EXIT_USAGE
         }
     }
@@ -536,6 +565,6 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     let failed: Vec<(String, String)> =
         summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
     let rows = clinic::write(&a.analyze.out, &reports, &failed)?;
-    eprintln!("planned {} patients into {}", rows.len(), a.analyze.out.join("index.html").display());
+    say!("planned {}; open {}", count(rows.len(), "patient", "patients"), a.analyze.out.join("index.html").display());
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }
