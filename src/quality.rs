@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::masks::ClassMap;
 use crate::model::segmenter::area_weights;
 
-/// Thresholds, chosen on the rendered samples and the real dev photos (see README).
+/// Thresholds, chosen on the rendered samples and the real dev photos (the README's photo guide names what they catch).
 pub const BLUR_MIN_SHARPNESS: f64 = 20.0;
 pub const GLARE_MAX_FRACTION: f64 = 0.08;
 pub const SCALP_MIN_FRACTION: f64 = 0.05;

@@ -167,7 +167,7 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance):
         f"ONNX Runtime {sp.get('onnxruntime_ms_1_threads', float('nan')):.1f} ms on 1 thread, "
         f"{sp.get('onnxruntime_ms_2_threads', float('nan')):.1f} ms on 2; tract {sp.get('tract_ms', float('nan')):.1f} ms"
         + (f" (previous model, same run: {pp['onnxruntime_ms_1_threads']:.1f}, {pp['onnxruntime_ms_2_threads']:.1f} and {pp['tract_ms']:.1f} ms)"
-           if pp else "") + ". End-to-end throughput on 12 MP photos: `bash bench/run.sh` (README, Performance).", "",
+           if pp else "") + ". End-to-end throughput on 12 MP photos: `bash bench/run.sh` (`docs/performance.md`).", "",
         "## What it cannot see", "",
         "- Scars: no labelled real scar photo exists; scar detection is off.",
         "- Density is learnt from renders only. Thinning on real photos is learnt from the coarse labels, whose thinning",
