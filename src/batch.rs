@@ -238,7 +238,7 @@ pub fn run(
             let file = if cfg.settings.anonymize { anonymous_name(path) } else { path.display().to_string() };
             let result = (|| -> anyhow::Result<(Report, bool)> {
                 let t = Instant::now();
-                let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read the file ({e})", path.display()))?;
+                let bytes = crate::photo::read_file(path, cfg.settings.max_pixels)?;
                 let read_ms = t.elapsed().as_secs_f64() * 1e3;
                 if cfg.resume {
                     if let Some(done) = up_to_date(&cfg.out, name, &bytes, &cfg.settings, cfg.write_masks) {

@@ -27,7 +27,8 @@ pub struct ManifestRow {
 /// practitioner marked on that patient, in cm²); files are relative to the manifest's folder; an
 /// empty view means unknown.
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read the manifest ({e})", path.display()))?;
+    let bytes = crate::fsio::read_regular(path, MAX_MANIFEST_BYTES, "a manifest of a million photos is about 60 MB")
+        .map_err(|e| format!("{}: cannot read the manifest ({e})", path.display()))?;
     parse_manifest(&bytes, path.parent().unwrap_or(Path::new(".")), &path.display().to_string())
 }
 
@@ -175,6 +176,9 @@ pub struct Fusion {
 }
 
 const SALT_VIEWS: [&str; 4] = ["top", "back", "left", "right"];
+
+/// The largest manifest read.
+const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
 fn share(r: &Report, name: &str) -> f64 {
     r.fraction_of_scalp(name).unwrap_or(0.0)

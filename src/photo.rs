@@ -46,7 +46,7 @@ pub enum PhotoError {
     Empty { path: PathBuf },
     #[error("{path}: not a supported photo ({what}); scalpmap reads JPEG, PNG, WebP, TIFF and HEIC (with libheif)")]
     Unsupported { path: PathBuf, what: String },
-    #[error("{path}: {width}x{height} is {mp:.0} megapixels, over the limit of {max_mp:.0}; resize the photo or raise --max-megapixels")]
+    #[error("{path}: {width}x{height} is {} megapixels, over the limit of {}; resize the photo or raise --max-megapixels", mp_text(.mp), mp_text(.max_mp))]
     TooLarge { path: PathBuf, width: u32, height: u32, mp: f64, max_mp: f64 },
     #[error("{path}: {width}x{height} is too small to analyse (at least {MIN_SIDE} pixels on each side); use the original photo")]
     TooSmall { path: PathBuf, width: u32, height: u32 },
@@ -66,10 +66,30 @@ fn format_name(f: ImageFormat) -> &'static str {
     }
 }
 
+/// Megapixels as people write them: "0.26", "12", "64".
+fn mp_text(mp: &f64) -> String {
+    if *mp >= 10.0 {
+        format!("{mp:.0}")
+    } else {
+        format!("{:.2}", mp).trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The most bytes a photo file within `max_pixels` may have: 8 bytes a pixel (16-bit RGBA,
+/// uncompressed) and 16 MiB of metadata. Larger files are refused unread.
+pub fn max_file_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(8).saturating_add(16 << 20)
+}
+
+/// Reads a photo file: a regular file no larger than [`max_file_bytes`] allows.
+pub fn read_file(path: &Path, max_pixels: u64) -> Result<Vec<u8>, PhotoError> {
+    crate::fsio::read_regular(path, max_file_bytes(max_pixels), "no photo within --max-megapixels is that large")
+        .map_err(|e| PhotoError::Read { path: path.to_path_buf(), why: e.to_string() })
+}
+
 /// Reads and decodes a photo file.
 pub fn load(path: &Path, max_pixels: u64) -> Result<Photo, PhotoError> {
-    let bytes = std::fs::read(path).map_err(|e| PhotoError::Read { path: path.to_path_buf(), why: e.to_string() })?;
-    decode(&bytes, path, max_pixels)
+    decode(&read_file(path, max_pixels)?, path, max_pixels)
 }
 
 /// Decodes photo bytes; `path` is only used to name the photo in errors and results.

@@ -560,3 +560,97 @@ fn misspelt_flags_are_named_and_a_view_can_be_given_on_the_command_line() {
     assert_eq!(view("IMG_0001.json"), "top");
     assert_eq!(view("IMG_0002_back.json"), "back");
 }
+
+fn bin(args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_scalpmap"));
+    c.args(args);
+    // A hang is the failure these tests look for: never wait on one forever.
+    let mut child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() > 120 {
+            child.kill().unwrap();
+            panic!("scalpmap {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+#[cfg(unix)]
+fn pipes_devices_and_sparse_giants_are_refused_unread_and_the_batch_goes_on() {
+    let input = tempfile::tempdir().unwrap();
+    let d = input.path();
+    std::fs::write(d.join("good.jpg"), std::fs::read(repo().join("samples/synth-2026-00003.jpg")).unwrap()).unwrap();
+    let fifo = d.join("pipe.jpg");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.jpg")).unwrap();
+    std::fs::File::create(d.join("sparse.jpg")).unwrap().set_len(3 << 30).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = bin(&["analyze", d.to_str().unwrap(), "--backend", "tract", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: Summary = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    let error = |name: &str| s.rows.iter().find(|r| r.file.ends_with(name)).and_then(|r| r.error.clone()).unwrap_or_default();
+    assert_eq!(s.analysed, 1, "the good photo is analysed");
+    assert!(error("zero.jpg").contains("not a regular file"), "{}", error("zero.jpg"));
+    assert!(error("sparse.jpg").contains("bytes, more than"), "{}", error("sparse.jpg"));
+    if made {
+        assert!(error("pipe.jpg").contains("not a regular file"), "{}", error("pipe.jpg"));
+        // --model on a pipe: a clear usage error, not a hang.
+        let o = bin(&["analyze", d.join("good.jpg").to_str().unwrap(), "--model", fifo.to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&o.stderr));
+    } else {
+        eprintln!("no mkfifo here: the pipe case was not checked");
+    }
+}
+
+#[test]
+fn numbers_outside_the_range_where_the_arithmetic_holds_are_refused_with_the_range() {
+    let out = tempfile::tempdir().unwrap();
+    let photo = repo().join("samples/synth-2026-00003.jpg");
+    for (flag, value) in [("--px-per-cm", "1e-300"), ("--px-per-cm", "1e300"), ("--px-per-cm", "NaN"), ("--max-megapixels", "0"), ("--max-megapixels", "1e30")] {
+        let o = bin(&["analyze", photo.to_str().unwrap(), flag, value, "--out", out.path().to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(flag) && err.contains("out of range") && err.contains(" to "), "{flag} {value}: {err}");
+    }
+    // A limit below a small photo names both in megapixels a person can read.
+    let o = bin(&["analyze", photo.to_str().unwrap(), "--max-megapixels", "0.1", "--backend", "tract", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("512x512 is 0.26 megapixels, over the limit of 0.1"), "{err}");
+}
+
+#[test]
+fn a_second_run_into_one_out_is_refused_and_an_unwritable_out_is_found_before_any_work() {
+    let photo = repo().join("samples/synth-2026-00003.jpg");
+    let out = tempfile::tempdir().unwrap();
+    // A run in progress (this test's own process holds the lock).
+    std::fs::write(out.path().join(".scalpmap.lock"), std::process::id().to_string()).unwrap();
+    for cmd in ["analyze", "plan"] {
+        let o = bin(&[cmd, photo.to_str().unwrap(), "--backend", "tract", "--out", out.path().to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("another scalpmap run") && err.contains(&std::process::id().to_string()), "{err}");
+        assert!(!out.path().join("summary.json").exists(), "nothing written beside the other run's files");
+    }
+    std::fs::remove_file(out.path().join(".scalpmap.lock")).unwrap();
+    let o = bin(&["analyze", photo.to_str().unwrap(), "--backend", "tract", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!out.path().join(".scalpmap.lock").exists(), "the lock goes with the run");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(ro.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        if std::fs::write(ro.path().join("probe"), b"x").is_ok() {
+            eprintln!("running as root: permissions do not stop writes, the unwritable-folder case was not checked");
+            return;
+        }
+        let o = bin(&["analyze", photo.to_str().unwrap(), "--backend", "tract", "--out", ro.path().to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write in the output folder"), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}

@@ -301,6 +301,7 @@ fn analyze_inner(a: AnalyzeArgs) -> anyhow::Result<i32> {
     check_paths_exist(&a.paths)?;
     let (inputs, pre_failures) = batch::collect_inputs(&a.paths);
     let loaded = model::load(a.model.as_deref())?;
+    let _lock = scalpmap::fsio::OutLock::acquire(&a.out)?;
     let (summary, _) = run_batch(&a, &loaded, BatchJob::new(inputs, pre_failures))?;
     Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { 0 })
 }
@@ -342,10 +343,18 @@ fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> any
             views.entry(p.clone()).or_insert_with(|| v.name().to_string());
         }
     }
+    // Ranges where the arithmetic stays valid: areas divide by the square of the scale.
     if let Some(k) = a.px_per_cm {
-        anyhow::ensure!(k.is_finite() && k > 0.0, "--px-per-cm must be a positive number");
+        anyhow::ensure!(
+            (0.1..=100_000.0).contains(&k),
+            "--px-per-cm {k} is out of range: give 0.1 to 100000 pixels per cm (a phone photo of a scalp is about 20-200)"
+        );
     }
-    anyhow::ensure!(a.max_megapixels.is_finite() && a.max_megapixels > 0.0, "--max-megapixels must be positive");
+    anyhow::ensure!(
+        (0.01..=1000.0).contains(&a.max_megapixels),
+        "--max-megapixels {} is out of range: give 0.01 to 1000 (phones take 12-50)",
+        a.max_megapixels
+    );
     let jobs = match a.jobs {
         Some(0) => anyhow::bail!("--jobs must be at least 1"),
         Some(j) if j > MAX_JOBS => anyhow::bail!("--jobs must be at most {MAX_JOBS} (each worker holds a model session)"),
@@ -481,6 +490,8 @@ fn anonymous_patient(patient: &str) -> String {
 fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     // Stage cut points fit for the model's maps travel in its metadata; a clinic's file still wins.
     let model = model::load(a.analyze.model.as_deref())?;
+    // Held until the patient pages and the index are written too.
+    let _lock = scalpmap::fsio::OutLock::acquire(&a.analyze.out)?;
     let cuts = model.contract.norwood_top_upper.clone();
     let from_model = |name: String| match &cuts {
         Some(_) => format!("{name}, with model {}'s Norwood cut points unless set there", model.contract.model_version),

@@ -14,6 +14,10 @@ pub use segmenter::{prepare, Segmentation, Segmenter};
 use std::borrow::Cow;
 use std::path::Path;
 
+/// The largest `--model` file read (the shipped one is 0.5 MB; ONNX Runtime's own limit for a
+/// single protobuf is 2 GB).
+const MAX_MODEL_BYTES: u64 = 1 << 30;
+
 /// The shipped model, compiled into the binary so an installed `scalpmap` needs no files.
 pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/scalpmap-seg.onnx");
 
@@ -41,7 +45,10 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     let (bytes, source) = match path {
         None => (Cow::Borrowed(EMBEDDED_MODEL), "embedded".to_string()),
         Some(p) => (
-            Cow::Owned(std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read the model {}: {e}", p.display()))?),
+            Cow::Owned(
+                crate::fsio::read_regular(p, MAX_MODEL_BYTES, "a scalpmap model is a few MB; check the --model path")
+                    .map_err(|e| anyhow::anyhow!("cannot read the model {}: {e}", p.display()))?,
+            ),
             p.display().to_string(),
         ),
     };
