@@ -75,6 +75,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// SHA-256 of the options that feed an analysis besides the photo and the model: the view, the
+/// given scale and the scale rules (head breadth, marker size). `--resume` analyses a photo
+/// again when they differ from its report's.
+pub fn options_sha256(view: Option<&str>, s: &Settings) -> String {
+    let options = serde_json::json!({ "view": view, "px_per_cm": s.px_per_cm, "scale_rules": s.scale_rules });
+    sha256_hex(options.to_string().as_bytes())
+}
+
 /// The view named in a file name (`..._top.jpg`, `front`, `crown`, `left`...), if any: the
 /// first whole word the view vocabulary of [`View::parse`] knows.
 pub fn view_from_name(path: &Path) -> Option<String> {
@@ -124,8 +132,8 @@ pub fn analyze_bytes(
     let density: Vec<f32> = out.density.iter().copied().collect();
     // The model input, back in sRGB: skin tone reads its colours, quality its luminance.
     let rgb = crate::model::segmenter::input_rgb(&input, c);
-    let view = view.map(str::to_string).or_else(|| view_from_name(path));
-    let measurement = measure(&map, sx, sy, view.as_deref(), marker.as_ref(), &rgb, s);
+    let view_used = view.map(str::to_string).or_else(|| view_from_name(path));
+    let measurement = measure(&map, sx, sy, view_used.as_deref(), marker.as_ref(), &rgb, s);
     // Zones and class shares use the scale the report states (given, marker or head
     // estimate), so every cm² in one report rests on the same px/cm.
     let map_scale = MapScale { sx, sy, px_per_cm: measurement.scale.as_ref().map(|k| k.px_per_cm) };
@@ -157,7 +165,7 @@ pub fn analyze_bytes(
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
     let overlay = overlay::render(&photo.image, (pw, ph), &map, &zs, &shares);
     let post_ms = ms(t);
-    let file = if s.anonymize { crate::batch::anonymous_name(path) } else { path.display().to_string() };
+    let file = if s.anonymize { crate::batch::anonymous_name(path) } else { crate::fsio::path_text(path) };
     let report = Report {
         schema: REPORT_SCHEMA.into(),
         scalpmap_version: env!("CARGO_PKG_VERSION").into(),
@@ -170,7 +178,7 @@ pub fn analyze_bytes(
             height: ph,
             orientation_applied: photo.orientation.into(),
         },
-        view,
+        view: view_used.clone(),
         model: s.model.clone(),
         backend: s.backend.clone(),
         timings_ms: Timings { decode: decode_ms, prepare: prepare_ms, infer: infer_ms, post: post_ms, total: ms(started) + read_ms },
@@ -182,6 +190,7 @@ pub fn analyze_bytes(
         zones: zs,
         quality: q,
         measurement,
+        options_sha256: Some(options_sha256(view_used.as_deref(), s)),
     };
     Ok(Analysis { report, overlay, class_map: map })
 }

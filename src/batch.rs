@@ -34,7 +34,8 @@ pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
             Ok(_) => {
                 found.insert(p.clone());
             }
-            Err(e) => failures.push(Failure { file: p.display().to_string(), error: format!("{}: cannot read ({e})", p.display()) }),
+            Err(e) => failures
+                .push(Failure { file: crate::fsio::path_text(p), error: format!("{}: cannot read ({e})", crate::fsio::path_text(p)) }),
         }
     }
     (found.into_iter().collect(), failures)
@@ -43,7 +44,10 @@ pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
 fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, failures: &mut Vec<Failure>, seen: &mut HashSet<PathBuf>) {
     // Canonical paths guard against symlink loops.
     let Ok(canon) = dir.canonicalize() else {
-        failures.push(Failure { file: dir.display().to_string(), error: format!("{}: cannot resolve the folder", dir.display()) });
+        failures.push(Failure {
+            file: crate::fsio::path_text(dir),
+            error: format!("{}: cannot resolve the folder", crate::fsio::path_text(dir)),
+        });
         return;
     };
     if !seen.insert(canon) {
@@ -52,7 +56,10 @@ fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, failures: &mut Vec<Failure>, 
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            failures.push(Failure { file: dir.display().to_string(), error: format!("{}: cannot list the folder ({e})", dir.display()) });
+            failures.push(Failure {
+                file: crate::fsio::path_text(dir),
+                error: format!("{}: cannot list the folder ({e})", crate::fsio::path_text(dir)),
+            });
             return;
         }
     };
@@ -68,7 +75,10 @@ fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, failures: &mut Vec<Failure>, 
                     found.insert(path);
                 }
             }
-            Err(e) => failures.push(Failure { file: path.display().to_string(), error: format!("{}: cannot read ({e})", path.display()) }),
+            Err(e) => failures.push(Failure {
+                file: crate::fsio::path_text(&path),
+                error: format!("{}: cannot read ({e})", crate::fsio::path_text(&path)),
+            }),
         }
     }
 }
@@ -85,20 +95,24 @@ pub fn output_names(inputs: &[PathBuf], prefixes: &HashMap<PathBuf, String>) -> 
     inputs
         .iter()
         .map(|p| {
-            let stem: String = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "photo".into());
+            let stem: String = p.file_stem().map(crate::fsio::name_text).unwrap_or_else(|| "photo".into());
             let stem = match prefixes.get(p) {
                 Some(pre) => format!("{pre}_{stem}"),
                 None => stem,
             };
             let stem: String = stem.chars().map(|c| if c.is_control() || c == '/' || c == '\\' { '_' } else { c }).collect();
-            crate::fsio::unique_name(&mut taken, &stem)
+            // Long names (a 250-byte photo name, a long patient id before it) are cut, and the
+            // suffix keeps the cut names apart.
+            crate::fsio::unique_name(&mut taken, crate::fsio::clip(&stem, crate::fsio::MAX_STEM_BYTES))
         })
         .collect()
 }
 
 /// A stable stand-in for a file name: `anon-` and 16 hex digits of the path's SHA-256.
 pub fn anonymous_name(path: &Path) -> String {
-    format!("anon-{}", &crate::analyze::sha256_hex(path.to_string_lossy().as_bytes())[..16])
+    // The canonical path, so that `in/x.jpg` and `./in/x.jpg` are one photo.
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    format!("anon-{}", &crate::analyze::sha256_hex(canonical.to_string_lossy().as_bytes())[..16])
 }
 
 pub struct BatchConfig<'a> {
@@ -124,14 +138,21 @@ pub const UP_TO_DATE: &str = "up-to-date";
 /// The earlier report of a photo, when its outputs are complete and were made from the same
 /// bytes (SHA-256), by the same model (version and training data) and scalpmap version, with the
 /// same scale and masks asked for; otherwise None and the photo is analysed again.
-pub fn up_to_date(out: &Path, name: &str, bytes: &[u8], s: &Settings, masks: bool) -> Option<Report> {
-    let r: Report = serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).ok()?).ok()?;
+///
+/// The photo is found by its output name and its bytes, not by the path's spelling (`in/`,
+/// `./in/`, absolute, or a moved folder): the report comes back naming the photo as `file`,
+/// today's spelling. `view` is the view this run gives the photo (manifest, `--view` or name);
+/// a changed view, scale or scale rule means analysing again.
+pub fn up_to_date(out: &Path, name: &str, file: &str, bytes: &[u8], view: Option<&str>, s: &Settings, masks: bool) -> Option<Report> {
+    let mut r: Report = serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).ok()?).ok()?;
     let same = r.input.sha256 == crate::analyze::sha256_hex(bytes)
         && r.model == s.model
         && r.scalpmap_version == env!("CARGO_PKG_VERSION")
         && r.px_per_cm == s.px_per_cm
+        && r.options_sha256.as_deref() == Some(crate::analyze::options_sha256(view, s).as_str())
         && out.join(format!("{name}.overlay.png")).is_file()
         && (!masks || out.join(format!("{name}.mask.png")).is_file());
+    r.input.file = file.to_string();
     same.then_some(r)
 }
 
@@ -235,13 +256,14 @@ pub fn run(
         .par_iter()
         .zip(names.par_iter())
         .map(|(path, name)| {
-            let file = if cfg.settings.anonymize { anonymous_name(path) } else { path.display().to_string() };
+            let file = if cfg.settings.anonymize { anonymous_name(path) } else { crate::fsio::path_text(path) };
             let result = (|| -> anyhow::Result<(Report, bool)> {
                 let t = Instant::now();
                 let bytes = crate::photo::read_file(path, cfg.settings.max_pixels)?;
                 let read_ms = t.elapsed().as_secs_f64() * 1e3;
                 if cfg.resume {
-                    if let Some(done) = up_to_date(&cfg.out, name, &bytes, &cfg.settings, cfg.write_masks) {
+                    let view = cfg.views.get(path).cloned().or_else(|| crate::analyze::view_from_name(path));
+                    if let Some(done) = up_to_date(&cfg.out, name, &file, &bytes, view.as_deref(), &cfg.settings, cfg.write_masks) {
                         return Ok((done, true));
                     }
                 }

@@ -19,6 +19,7 @@ use crate::rules::Rules;
 /// A file-name-safe patient id: letters, digits, `-`, `_` and `.` kept, others `_`.
 pub fn safe_id(id: &str) -> String {
     let s: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let s = crate::fsio::clip(&s, crate::fsio::MAX_STEM_BYTES).to_string();
     if s.is_empty() || s.starts_with('.') {
         format!("p{s}")
     } else {

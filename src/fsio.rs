@@ -78,7 +78,8 @@ pub fn remove_stale_temporaries(dir: &Path) -> usize {
     let mut removed = 0;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")).map(|(_, t)| t.split('-').next().unwrap_or(t).to_string())
+        let Some(pid) =
+            name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")).map(|(_, t)| t.split('-').next().unwrap_or(t).to_string())
         else {
             continue;
         };
@@ -89,6 +90,50 @@ pub fn remove_stale_temporaries(dir: &Path) -> usize {
         }
     }
     removed
+}
+
+/// A file or folder name as text without losing what tells names apart: valid UTF-8 as is,
+/// other bytes as `\xNN` (Latin-1 "Müller" and "Möller" stay two patients, where a lossy
+/// conversion turns both into the same replacement character).
+pub fn name_text(name: &std::ffi::OsStr) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in name.as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        name.to_string_lossy().into_owned()
+    }
+}
+
+/// A path as text, losslessly as [`name_text`] does for names: two photos whose paths differ
+/// only in bytes that are not UTF-8 keep different texts in reports and summaries.
+pub fn path_text(path: &Path) -> String {
+    name_text(path.as_os_str())
+}
+
+/// The longest output base name, in bytes: with a `-N` suffix, `.overlay.png` and a temporary
+/// name's `.` and `.tmp-PID-N` it stays far below the 255 bytes file systems allow.
+pub const MAX_STEM_BYTES: usize = 120;
+
+/// `s` cut to at most `max` bytes at a character boundary.
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Name of the lock a run holds on its output folder.
@@ -107,14 +152,15 @@ impl OutLock {
     /// Creates `dir` if needed, checks that a file can be written there (before any photo is
     /// analysed, so an unwritable folder costs no time), and takes the lock.
     pub fn acquire(dir: &Path) -> Result<OutLock> {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create the output folder {}: check the path and permissions", dir.display()))?;
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the output folder {}: check the path and permissions", dir.display()))?;
         let path = dir.join(LOCK_NAME);
         for _ in 0..2 {
             match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    f.write_all(std::process::id().to_string().as_bytes())
-                        .and_then(|_| f.sync_data())
-                        .with_context(|| format!("cannot write in the output folder {}: check it is writable and not full", dir.display()))?;
+                    f.write_all(std::process::id().to_string().as_bytes()).and_then(|_| f.sync_data()).with_context(|| {
+                        format!("cannot write in the output folder {}: check it is writable and not full", dir.display())
+                    })?;
                     return Ok(OutLock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -238,6 +284,22 @@ mod tests {
             fs::write(out.join(LOCK_NAME), "4194304").unwrap();
             assert!(OutLock::acquire(&out).is_ok());
         }
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn names_that_are_not_utf8_stay_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let (a, b) = (std::ffi::OsStr::from_bytes(b"M\xfcller"), std::ffi::OsStr::from_bytes(b"M\xf6ller"));
+        assert_eq!((name_text(a).as_str(), name_text(b).as_str()), ("M\\xfcller", "M\\xf6ller"));
+        assert_eq!(name_text(std::ffi::OsStr::new("Zoë")), "Zoë");
+    }
+
+    #[test]
+    fn clipping_keeps_whole_characters() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("ééé", 5), "éé");
+        assert_eq!(clip(&"x".repeat(300), MAX_STEM_BYTES).len(), MAX_STEM_BYTES);
     }
 
     #[test]

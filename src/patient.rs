@@ -83,11 +83,11 @@ pub fn patient_from_folders(photo: &Path, roots: &[PathBuf]) -> String {
         if let Ok(rel) = photo.strip_prefix(root) {
             let parts: Vec<_> = rel.components().collect();
             if parts.len() >= 2 {
-                return parts[0].as_os_str().to_string_lossy().into_owned();
+                return crate::fsio::name_text(parts[0].as_os_str());
             }
         }
     }
-    photo.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "patient".into())
+    photo.file_stem().map(crate::fsio::name_text).unwrap_or_else(|| "patient".into())
 }
 
 /// One analysed photo of a patient.
@@ -305,7 +305,12 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     Fusion {
         views: all_rows,
         missing_views: missing,
-        hair_loss: HairLoss { percent, severity: percent.map_or_else(|| "unknown".into(), |p| severity(p, rules)), weight_covered: covered, method },
+        hair_loss: HairLoss {
+            percent,
+            severity: percent.map_or_else(|| "unknown".into(), |p| severity(p, rules)),
+            weight_covered: covered,
+            method,
+        },
         thinning_fraction: cover_t,
         bare_fraction: cover_b,
         scar_fraction: cover_s,

@@ -128,7 +128,11 @@ pub fn zones(f: &Fusion, rules: &Rules) -> Vec<ZonePlan> {
         // A circle of the scar's area: its rim times the margin is the least blending area;
         // long strip scars have more rim.
         let margin = |x: f64| 2.0 * (std::f64::consts::PI * x).sqrt() * d.scar_margin_cm + std::f64::consts::PI * d.scar_margin_cm.powi(2);
-        let area = part(f.scar_fraction).map(|a| Interval { value: a.value + margin(a.value), low: a.low + margin(a.low), high: a.high + margin(a.high) });
+        let area = part(f.scar_fraction).map(|a| Interval {
+            value: a.value + margin(a.value),
+            low: a.low + margin(a.low),
+            high: a.high + margin(a.high),
+        });
         let (area_cm2, impressions) = with(area, d.full_per_cm2);
         out.push(ZonePlan {
             kind: "scar".into(),

@@ -31,6 +31,10 @@ pub struct Report {
     pub zones: Vec<Zone>,
     pub quality: Quality,
     pub measurement: Measurement,
+    /// SHA-256 of the view, scale and scale rules the photo was analysed with
+    /// ([`crate::analyze::options_sha256`]): `--resume` analyses again when they change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options_sha256: Option<String>,
 }
 
 impl Report {
@@ -66,7 +70,8 @@ pub struct Areas {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputInfo {
-    /// The path as given (or a stable hash of it with --anonymize).
+    /// The path as given, bytes that are not UTF-8 written `\xNN` (or a stable hash of the
+    /// canonical path with --anonymize).
     pub file: String,
     pub sha256: String,
     pub bytes: u64,

@@ -233,7 +233,8 @@ impl Rules {
     pub fn load_over_model(path: &Path, model_cuts: Option<&[f64]>) -> Result<Rules, RulesError> {
         let bytes = crate::fsio::read_regular(path, 1 << 20, "a rules file is a few kB")
             .map_err(|e| RulesError::Read { path: path.display().to_string(), why: e.to_string() })?;
-        let text = String::from_utf8(bytes).map_err(|_| RulesError::Read { path: path.display().to_string(), why: "not UTF-8 text".into() })?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| RulesError::Read { path: path.display().to_string(), why: "not UTF-8 text".into() })?;
         Rules::layered(model_cuts, &text, &path.display().to_string())
     }
 

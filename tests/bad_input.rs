@@ -250,7 +250,7 @@ fn a_corpus_of_bad_input_gives_clear_errors_and_correct_results() {
     let rows: BTreeMap<String, _> = summary.rows.iter().map(|r| (r.file.clone(), r)).collect();
     let mut wrong = Vec::new();
     for (path, e) in &expect {
-        let key = path.display().to_string();
+        let key = scalpmap::fsio::path_text(path);
         let Some(row) = rows.get(&key) else {
             wrong.push(format!("{key}: missing from the summary"));
             continue;
@@ -598,7 +598,14 @@ fn pipes_devices_and_sparse_giants_are_refused_unread_and_the_batch_goes_on() {
     if made {
         assert!(error("pipe.jpg").contains("not a regular file"), "{}", error("pipe.jpg"));
         // --model on a pipe: a clear usage error, not a hang.
-        let o = bin(&["analyze", d.join("good.jpg").to_str().unwrap(), "--model", fifo.to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+        let o = bin(&[
+            "analyze",
+            d.join("good.jpg").to_str().unwrap(),
+            "--model",
+            fifo.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ]);
         assert_eq!(o.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&o.stderr));
     } else {
@@ -610,14 +617,21 @@ fn pipes_devices_and_sparse_giants_are_refused_unread_and_the_batch_goes_on() {
 fn numbers_outside_the_range_where_the_arithmetic_holds_are_refused_with_the_range() {
     let out = tempfile::tempdir().unwrap();
     let photo = repo().join("samples/synth-2026-00003.jpg");
-    for (flag, value) in [("--px-per-cm", "1e-300"), ("--px-per-cm", "1e300"), ("--px-per-cm", "NaN"), ("--max-megapixels", "0"), ("--max-megapixels", "1e30")] {
+    for (flag, value) in [
+        ("--px-per-cm", "1e-300"),
+        ("--px-per-cm", "1e300"),
+        ("--px-per-cm", "NaN"),
+        ("--max-megapixels", "0"),
+        ("--max-megapixels", "1e30"),
+    ] {
         let o = bin(&["analyze", photo.to_str().unwrap(), flag, value, "--out", out.path().to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2), "{flag} {value}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(flag) && err.contains("out of range") && err.contains(" to "), "{flag} {value}: {err}");
     }
     // A limit below a small photo names both in megapixels a person can read.
-    let o = bin(&["analyze", photo.to_str().unwrap(), "--max-megapixels", "0.1", "--backend", "tract", "--out", out.path().to_str().unwrap()]);
+    let o =
+        bin(&["analyze", photo.to_str().unwrap(), "--max-megapixels", "0.1", "--backend", "tract", "--out", out.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("512x512 is 0.26 megapixels, over the limit of 0.1"), "{err}");

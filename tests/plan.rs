@@ -437,7 +437,8 @@ fn the_readme_quick_start_plans_the_sample_patient_and_unknowns_are_null() {
     assert!(stderr.trim_end().ends_with("index.html"), "the last line names the page to open: {stderr}");
     let v = schema("patient.schema.json");
     let read = |id: &str| -> serde_json::Value {
-        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join(format!("patients/{id}.json"))).unwrap()).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join(format!("patients/{id}.json"))).unwrap()).unwrap();
         let errors: Vec<String> = v.iter_errors(&raw).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{id}.json breaks the schema: {errors:?}");
         raw
@@ -475,4 +476,121 @@ fn the_readme_quick_start_plans_the_sample_patient_and_unknowns_are_null() {
         let negative_zero: Vec<&(String, f64)> = all.iter().filter(|(_, x)| *x == 0.0 && x.is_sign_negative()).collect();
         assert!(negative_zero.is_empty(), "{id}: {negative_zero:?}");
     }
+}
+
+fn summary_of(out: &Path) -> scalpmap::batch::Summary {
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn resume_finds_earlier_reports_however_the_folder_is_spelled_and_redoes_what_changed() {
+    let base = tempfile::tempdir().unwrap();
+    let input = base.path().join("in");
+    std::fs::create_dir_all(input.join("anna")).unwrap();
+    let (_, _, top) = render(99, 0, View::Top);
+    let (_, _, back) = render(99, 0, View::Back);
+    std::fs::write(input.join("anna/top.jpg"), &top).unwrap();
+    std::fs::write(input.join("anna/IMG_2.jpg"), &back).unwrap();
+    let out = base.path().join("out");
+    let run = |dir: &str, extra: &[&str]| {
+        let mut args = vec!["plan", dir, "--out", out.to_str().unwrap(), "--backend", "tract", "--resume"];
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_scalpmap")).current_dir(base.path()).args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let s = summary_of(&out);
+        let skipped = s.skipped;
+        let r: PatientReport = serde_json::from_slice(&std::fs::read(out.join("patients/anna.json")).unwrap()).unwrap();
+        (skipped, r)
+    };
+    let (skipped, first) = run("in", &[]);
+    assert_eq!(skipped, 0);
+    // The same photos by another spelling: found, skipped, and still the patient's.
+    let absolute = input.to_str().unwrap().to_string();
+    for spelling in ["./in", "in/", absolute.as_str()] {
+        let (skipped, r) = run(spelling, &[]);
+        assert_eq!(skipped, 2, "{spelling}");
+        assert_eq!(r.assessment.views.len(), 2, "{spelling}: the patient keeps both photos");
+        assert_eq!(r.assessment.hair_loss.percent, first.assessment.hair_loss.percent);
+    }
+    // A view given now that the photo's name lacks: analysed again, with it.
+    let (skipped, r) = run("in", &["--view", "back"]);
+    assert_eq!(skipped, 1, "only IMG_2.jpg, whose view changed");
+    assert!(r.assessment.views.iter().any(|v| v.file.ends_with("IMG_2.jpg") && v.view.as_deref() == Some("back")));
+    // A changed scale rule (the clinic's head breadth) feeds the analysis: both again.
+    let rules = base.path().join("clinic.toml");
+    std::fs::write(&rules, "[scale]\nhead_breadth_cm = 16.0\n").unwrap();
+    let (skipped, _) = run("in", &["--view", "back", "--rules", rules.to_str().unwrap()]);
+    assert_eq!(skipped, 0);
+}
+
+#[test]
+fn manifests_reach_only_their_own_folder_and_a_photo_belongs_to_one_patient() {
+    let base = tempfile::tempdir().unwrap();
+    let clinic = base.path().join("clinic");
+    patient_folders(&clinic);
+    let outside = base.path().join("elsewhere.jpg");
+    std::fs::copy(clinic.join("anna/top.jpg"), &outside).unwrap();
+    let m = clinic.join("manifest.csv");
+    std::fs::write(
+        &m,
+        format!(
+            "patient,view,file\nanna,top,anna/top.jpg\nanna,top,anna/top.jpg\nbo,top,anna/top.jpg\nbo,back,../elsewhere.jpg\nbo,front,{}\nbo,left,bo/left.jpg\n",
+            outside.display()
+        ),
+    )
+    .unwrap();
+    let out = base.path().join("out");
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", "--manifest", m.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tract"];
+        args.extend_from_slice(extra);
+        scalpmap(&args)
+    };
+    let o = plan(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = summary_of(&out);
+    // anna/top.jpg once (listed twice for anna), refused for bo; both outside paths refused.
+    assert_eq!(s.analysed, 2, "{:?}", s.rows);
+    let errors: Vec<String> = s.rows.iter().filter_map(|r| r.error.clone()).collect();
+    assert!(errors.iter().any(|e| e.contains("listed for patients anna and bo")), "{errors:?}");
+    assert_eq!(
+        errors.iter().filter(|e| e.contains("outside the manifest's folder") && e.contains("--allow-any-path")).count(),
+        2,
+        "{errors:?}"
+    );
+    let anna: PatientReport = serde_json::from_slice(&std::fs::read(out.join("patients/anna.json")).unwrap()).unwrap();
+    assert_eq!(anna.assessment.views.len(), 1, "counted once");
+    // Widened on request (both outside rows name one file: analysed once).
+    let o = plan(&["--allow-any-path"]);
+    assert_eq!(o.status.code(), Some(1), "the two-patient row still fails");
+    assert_eq!(summary_of(&out).analysed, 3);
+}
+
+#[test]
+#[cfg(unix)]
+fn folders_whose_names_are_not_utf8_stay_two_patients_and_long_names_are_written() {
+    use std::os::unix::ffi::OsStrExt;
+    let input = tempfile::tempdir().unwrap();
+    let (_, _, top) = render(99, 0, View::Top);
+    for name in [&b"M\xfcller"[..], &b"M\xf6ller"[..]] {
+        let d = input.path().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("top.jpg"), &top).unwrap();
+    }
+    // A 240-byte photo name in a patient folder with a long name: joined, they pass 255 bytes.
+    let long_patient = "p".repeat(120);
+    let d = input.path().join(&long_patient);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join(format!("{}_top.jpg", "x".repeat(232))), &top).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = scalpmap(&["plan", input.path().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--backend", "tract"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = summary_of(out.path());
+    assert_eq!((s.analysed, s.failed), (3, 0), "{:?}", s.rows);
+    let pages: Vec<String> = std::fs::read_dir(out.path().join("patients"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".html"))
+        .collect();
+    assert_eq!(pages.len(), 3, "Müller and Möller are two patients: {pages:?}");
+    assert!(pages.iter().all(|p| p.len() <= 130), "{pages:?}");
 }

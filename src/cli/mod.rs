@@ -4,7 +4,7 @@ mod messages;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -64,6 +64,10 @@ struct PlanArgs {
     /// Date of the first session (YYYY-MM-DD), to date the schedule.
     #[arg(long)]
     start_date: Option<chrono::NaiveDate>,
+    /// Let the manifest name photos outside its own folder (`/elsewhere/x.jpg`, `../x.jpg`);
+    /// without it such rows are refused, so a manifest can only reach the photos beside it.
+    #[arg(long, requires = "manifest")]
+    allow_any_path: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -248,7 +252,15 @@ fn synth_cmd(a: SynthArgs) -> i32 {
             Format::Png => PhotoFormat::Png,
         },
         start: a.start,
-        overrides: Overrides { view: a.view, pattern: a.pattern, skin: a.skin, hair: a.hair, scar: a.scar, marker: a.marker, view_in_name: false },
+        overrides: Overrides {
+            view: a.view,
+            pattern: a.pattern,
+            skin: a.skin,
+            hair: a.hair,
+            scar: a.scar,
+            marker: a.marker,
+            view_in_name: false,
+        },
         patients: a.patients,
     };
     let bar = progress(config.count as u64 * if config.patients { 5 } else { 1 });
@@ -259,7 +271,12 @@ fn synth_cmd(a: SynthArgs) -> i32 {
     match result {
         Ok(n) => {
             let secs = started.elapsed().as_secs_f64();
-            say!("rendered {} into {} in {secs:.1} s ({:.1} photos/s)", count(n, "photo", "photos"), config.out.display(), n as f64 / secs.max(1e-9));
+            say!(
+                "rendered {} into {} in {secs:.1} s ({:.1} photos/s)",
+                count(n, "photo", "photos"),
+                config.out.display(),
+                n as f64 / secs.max(1e-9)
+            );
             0
         }
         Err(e) => {
@@ -512,17 +529,41 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
             anyhow::ensure!(!rows.is_empty(), "{}: the manifest lists no photos", m.display());
             let mut inputs = Vec::new();
             let mut failures = Vec::new();
+            let home = m.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize()?;
+            // Each photo belongs to one patient, once: keyed by its canonical path.
+            let mut owner: HashMap<PathBuf, String> = HashMap::new();
             for r in rows {
                 if let Some(cm2) = r.scar_cm2 {
                     let e = scars.entry(r.patient.clone()).or_insert(0.0);
                     *e = e.max(cm2);
                 }
-                if !r.file.is_file() {
-                    failures.push(Failure {
-                        file: r.file.display().to_string(),
-                        error: format!("{}: listed in the manifest but not found", r.file.display()),
-                    });
+                let fail = |why: String| {
+                    let f = scalpmap::fsio::path_text(&r.file);
+                    Failure { error: format!("{f}: {why}"), file: f }
+                };
+                let Ok(canonical) = r.file.canonicalize().map_err(|_| ()).and_then(|c| if r.file.is_file() { Ok(c) } else { Err(()) })
+                else {
+                    failures.push(fail("listed in the manifest but not found".into()));
                     continue;
+                };
+                if !a.allow_any_path && !canonical.starts_with(&home) {
+                    failures.push(fail(format!(
+                        "outside the manifest's folder {}: refused (move the photo there, or pass --allow-any-path)",
+                        home.display()
+                    )));
+                    continue;
+                }
+                match owner.get(&canonical) {
+                    Some(p) if *p == r.patient => continue,
+                    Some(p) => {
+                        // With --anonymize no patient's name may reach the summary.
+                        let who = if a.analyze.anonymize { "two patients".to_string() } else { format!("patients {p} and {}", r.patient) };
+                        failures.push(fail(format!("listed for {who}: a photo belongs to one patient; fix the manifest")));
+                        continue;
+                    }
+                    None => {
+                        owner.insert(canonical, r.patient.clone());
+                    }
                 }
                 if let Some(v) = r.view {
                     views.insert(r.file.clone(), v);
@@ -543,7 +584,7 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         }
     };
     // Reports name their input by path (or its hash with --anonymize): map back to the inputs.
-    let key = |p: &PathBuf| if a.analyze.anonymize { batch::anonymous_name(p) } else { p.display().to_string() };
+    let key = |p: &PathBuf| if a.analyze.anonymize { batch::anonymous_name(p) } else { scalpmap::fsio::path_text(p) };
     let by_key: HashMap<String, PathBuf> = inputs.iter().map(|p| (key(p), p.clone())).collect();
     let prefixes: HashMap<PathBuf, String> = patient_of.iter().map(|(p, id)| (p.clone(), clinic::safe_id(id))).collect();
     // The clinic's scale rules (head breadth, marker size) apply to the analysis too.

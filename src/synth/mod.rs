@@ -266,7 +266,12 @@ fn item_jobs(config: &SynthConfig, index: u64) -> Vec<(PathBuf, Overrides)> {
     scene::View::ALL
         .iter()
         .map(|&v| {
-            let o = Overrides { view: Some(v), marker: config.overrides.marker && v == scene::View::Top, view_in_name: true, ..config.overrides.clone() };
+            let o = Overrides {
+                view: Some(v),
+                marker: config.overrides.marker && v == scene::View::Top,
+                view_in_name: true,
+                ..config.overrides.clone()
+            };
             (dir.clone(), o)
         })
         .collect()
@@ -283,11 +288,14 @@ pub fn run(config: &SynthConfig, tick: &(dyn Fn() + Sync)) -> Result<usize> {
     if config.patients && config.overrides.view.is_some() {
         bail!("--patients renders all five views: leave out --view");
     }
-    let jobs: Vec<(u64, PathBuf, Overrides)> =
-        (0..config.count as u64).flat_map(|k| item_jobs(config, config.start + k).into_iter().map(move |(d, o)| (config.start + k, d, o))).collect();
+    let jobs: Vec<(u64, PathBuf, Overrides)> = (0..config.count as u64)
+        .flat_map(|k| item_jobs(config, config.start + k).into_iter().map(move |(d, o)| (config.start + k, d, o)))
+        .collect();
     jobs.par_iter().try_for_each(|(index, dir, overrides)| -> Result<()> {
-        let item = make_item(config.seed, *index, config.size, config.format, overrides).with_context(|| format!("rendering item {index}"))?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create output folder {}: check the path and permissions", dir.display()))?;
+        let item =
+            make_item(config.seed, *index, config.size, config.format, overrides).with_context(|| format!("rendering item {index}"))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output folder {}: check the path and permissions", dir.display()))?;
         write_item(dir, &item)?;
         tick();
         Ok(())

@@ -589,7 +589,10 @@ mod tests {
         // without the marker, as `synth --patients` promises.
         for seed in 0..40 {
             let head = |view: View, marker: bool| {
-                let s = Scene::sample(&mut Rng::new(seed), &Overrides { view: Some(view), scar: Some(ScarKind::Fue), marker, ..Overrides::default() });
+                let s = Scene::sample(
+                    &mut Rng::new(seed),
+                    &Overrides { view: Some(view), scar: Some(ScarKind::Fue), marker, ..Overrides::default() },
+                );
                 serde_json::to_string(&(&s.pattern, &s.skin, &s.hair, &s.scars, s.head_radii_cm)).unwrap()
             };
             let top = head(View::Top, true);
