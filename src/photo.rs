@@ -106,7 +106,12 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
         return Err(PhotoError::Unsupported { path: p(), what: format!("{format:?} image") });
     }
     let name = format_name(format);
-    let corrupt = |e: image::ImageError| PhotoError::Corrupt { path: p(), format: name, why: e.to_string() };
+    // A decoder's error for a kind of file it does not handle reads like damage ("Number of
+    // components cannot be zero"): name the kind instead, and what to do.
+    let corrupt = |e: image::ImageError| match unsupported_kind(format, bytes) {
+        Some(what) => PhotoError::Unsupported { path: p(), what },
+        None => PhotoError::Corrupt { path: p(), format: name, why: e.to_string() },
+    };
     let mut reader = ImageReader::new(Cursor::new(bytes));
     reader.set_format(format);
     let mut limits = image::Limits::default();
@@ -150,6 +155,70 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Photo, Photo
         stored_height: h,
         orientation: orientation_name(orientation),
     })
+}
+
+/// The kind of a JPEG or TIFF that the decoders do not read, when the file is one: JPEGs coded
+/// losslessly, arithmetically or hierarchically (their start-of-frame marker says so), and
+/// floating-point TIFFs (SampleFormat 3 in the first directory).
+fn unsupported_kind(format: ImageFormat, bytes: &[u8]) -> Option<String> {
+    match format {
+        ImageFormat::Jpeg => {
+            let kind = match jpeg_frame_marker(bytes)? {
+                0xC3 => "lossless",
+                0xC5..=0xC7 => "hierarchical",
+                0xC9..=0xCB => "arithmetic-coded",
+                0xCD..=0xCF => "arithmetic-coded hierarchical",
+                _ => return None,
+            };
+            Some(format!("a {kind} JPEG, which scalpmap cannot decode; save it again as an ordinary (baseline) JPEG"))
+        }
+        ImageFormat::Tiff if tiff_sample_format(bytes) == Some(3) => {
+            Some("a floating-point TIFF, which scalpmap cannot decode; export it as an 8- or 16-bit TIFF, PNG or JPEG".into())
+        }
+        _ => None,
+    }
+}
+
+/// The start-of-frame marker of a JPEG (0xC0-0xCF but DHT 0xC4, JPG 0xC8 and DAC 0xCC), found
+/// by walking its segments.
+fn jpeg_frame_marker(bytes: &[u8]) -> Option<u8> {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        match bytes[i + 1] {
+            0xFF => i += 1,
+            m @ 0xC0..=0xCF if !matches!(m, 0xC4 | 0xC8 | 0xCC) => return Some(m),
+            0xDA => return None,
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize,
+        }
+    }
+    None
+}
+
+/// The SampleFormat (tag 339) of a TIFF's first directory: 1 unsigned, 2 signed, 3 float.
+fn tiff_sample_format(bytes: &[u8]) -> Option<u16> {
+    let le = match bytes.get(..4)? {
+        [0x49, 0x49, 42, 0] => true,
+        [0x4D, 0x4D, 0, 42] => false,
+        _ => return None,
+    };
+    let u16_at =
+        |i: usize| bytes.get(i..i + 2).map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) });
+    let u32_at = |i: usize| {
+        bytes.get(i..i + 4).map(|b| {
+            if le {
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            } else {
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            }
+        })
+    };
+    let ifd = u32_at(4)? as usize;
+    let n = u16_at(ifd)? as usize;
+    (0..n.min(512)).map(|k| ifd + 2 + 12 * k).find(|&e| u16_at(e) == Some(339)).and_then(|e| u16_at(e + 8))
 }
 
 /// Whether a JPEG's image data reaches its end-of-image marker: the segments are walked by their

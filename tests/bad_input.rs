@@ -147,6 +147,46 @@ enum Expect {
 }
 
 /// The corpus: file name, bytes, expectation.
+/// `jpeg` with its start-of-frame marker (baseline, 0xC0) changed to `marker`: the frame header
+/// of a lossless (0xC3) or arithmetic-coded (0xC9) JPEG.
+fn jpeg_with_frame(jpeg: &[u8], marker: u8) -> Vec<u8> {
+    let mut v = jpeg.to_vec();
+    let at = v.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline frame");
+    v[at + 1] = marker;
+    v
+}
+
+/// A little-endian 64x64 TIFF of one 32-bit floating-point sample per pixel.
+fn float_tiff() -> Vec<u8> {
+    let (w, h) = (64u32, 64u32);
+    let entries: [(u16, u16, u32); 10] = [
+        (256, 4, w),                   // ImageWidth
+        (257, 4, h),                   // ImageLength
+        (258, 3, 32),                  // BitsPerSample
+        (259, 3, 1),                   // Compression: none
+        (262, 3, 1),                   // Photometric: black is zero
+        (273, 4, 8 + 2 + 12 * 10 + 4), // StripOffsets: right after the directory
+        (277, 3, 1),                   // SamplesPerPixel
+        (278, 4, h),                   // RowsPerStrip
+        (279, 4, w * h * 4),           // StripByteCounts
+        (339, 3, 3),                   // SampleFormat: IEEE float
+    ];
+    let mut v = b"II*\0".to_vec();
+    v.extend_from_slice(&8u32.to_le_bytes());
+    v.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&kind.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        v.extend_from_slice(&value.to_le_bytes());
+    }
+    v.extend_from_slice(&0u32.to_le_bytes());
+    for i in 0..w * h {
+        v.extend_from_slice(&((i % 97) as f32 / 97.0).to_le_bytes());
+    }
+    v
+}
+
 fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
     use Expect::*;
     let good = jpeg(96, 64);
@@ -184,6 +224,9 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
         ("photo.tiff".into(), encode(&DynamicImage::ImageRgb8(photo(80, 60)), ImageFormat::Tiff), Ok),
         ("animated.gif".into(), b"GIF89a\x40\x00\x30\x00\x80\x00\x00NETSCAPE2.0".to_vec(), Err("not a supported photo")),
         ("bitmap.jpg".into(), b"BM\x36\x00\x00\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00".to_vec(), Err("not a supported photo")),
+        ("arithmetic.jpg".into(), jpeg_with_frame(&good, 0xC9), Err("arithmetic-coded JPEG")),
+        ("lossless.jpg".into(), jpeg_with_frame(&good, 0xC3), Err("lossless JPEG")),
+        ("float.tiff".into(), float_tiff(), Err("floating-point TIFF")),
         ("trailing-garbage.jpg".into(), [good.clone(), b"trailing bytes after EOI".to_vec()].concat(), Ok),
         (
             "corrupt-exif.jpg".into(),
