@@ -24,7 +24,7 @@ def resize_rule(size=INPUT_SIZE):
 
 RESIZE_RULE = resize_rule()
 # 0.1.1: the weights of 0.1.0, exported with the softmax written out (same outputs, faster on tract).
-# (0.2.0 and 0.3.0 were candidates that were never shipped; see LIMITS.md.)
+# (0.2.0 and 0.3.0 were candidates that were never shipped; see DECISIONS.md.)
 MODEL_VERSION = "0.1.1"
 # A model trained with the real labels (train.py --real-labels) is the 0.3.0 recipe.
 REAL_LABELS_VERSION = "0.3.0"

@@ -62,7 +62,7 @@ def export(state_path, out_path, train_info):
         "scalpmap.resize_rule": contract.resize_rule(size),
         "scalpmap.training_data_sha256": contract.training_data_sha256(train_info),
         "scalpmap.training": training_summary(train_info),
-        # No recipe has passed the false-scar check on real photos (LIMITS.md): the analyser
+        # No recipe has passed the false-scar check on real photos (DECISIONS.md): the analyser
         # draws no scar from this model's maps until one does.
         "scalpmap.scar_detection": "off",
     }
