@@ -199,7 +199,7 @@ fn parse_scar(s: &str) -> Result<ScarKind, String> {
     ScarKind::parse(s).ok_or_else(|| format!("unknown scar '{s}': use fut, fue or trauma"))
 }
 
-/// "0.1.0 (embedded model 0.5.0)": the crate and the model carry separate versions.
+/// "0.2.0 (embedded model 0.5.0)": the crate and the model carry separate versions.
 fn version_text() -> &'static str {
     let model = model::ModelContract::from_onnx(model::EMBEDDED_MODEL).map(|c| c.model_version).unwrap_or_else(|_| "unreadable".into());
     Box::leak(format!("{} (embedded model {model})", env!("CARGO_PKG_VERSION")).into_boxed_str())
