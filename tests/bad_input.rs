@@ -672,6 +672,11 @@ fn numbers_outside_the_range_where_the_arithmetic_holds_are_refused_with_the_ran
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(flag) && err.contains("out of range") && err.contains(" to "), "{flag} {value}: {err}");
     }
+    for args in [["--count", "18446744073709551615"], ["--start", "18446744073709551615"]] {
+        let o = bin(&["synth", args[0], args[1], "--out", out.path().join("s").to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("out of range"), "{}", String::from_utf8_lossy(&o.stderr));
+    }
     // A limit below a small photo names both in megapixels a person can read.
     let o =
         bin(&["analyze", photo.to_str().unwrap(), "--max-megapixels", "0.1", "--backend", "tract", "--out", out.path().to_str().unwrap()]);

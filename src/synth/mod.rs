@@ -36,6 +36,9 @@ use crate::fsio::write_atomic;
 pub use render::{render, Rendered, DENSITY_SCALE};
 pub use scene::{Overrides, Scene};
 
+/// The most items one run renders (the job list is built up front).
+pub const MAX_COUNT: usize = 1_000_000;
+
 /// Version of the truth JSON layout; bump when a field changes meaning.
 pub const TRUTH_SCHEMA: &str = "scalpmap-synth-truth/1";
 
@@ -282,6 +285,12 @@ fn item_jobs(config: &SynthConfig, index: u64) -> Vec<(PathBuf, Overrides)> {
 pub fn run(config: &SynthConfig, tick: &(dyn Fn() + Sync)) -> Result<usize> {
     if config.size < 64 || config.size > 4096 {
         bail!("--size {} is out of range: use 64 to 4096 pixels", config.size);
+    }
+    if config.count > MAX_COUNT {
+        bail!("--count {} is out of range: render at most {MAX_COUNT} items a run (use --start for more)", config.count);
+    }
+    if config.start.checked_add(config.count as u64).is_none() {
+        bail!("--start {} is out of range: --start plus --count must stay below 2^64", config.start);
     }
     std::fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create output folder {}: check the path and permissions", config.out.display()))?;
