@@ -252,12 +252,17 @@ def run_plan(binary, model, rows, real, out, rules=None):
         w.writerow(["patient", "view", "file"])
         for r in rows:
             w.writerow([r["person"], SCALP_VIEWS[r["view"]], os.path.abspath(Path(real) / r["file"])])
-    cmd = [binary, "plan", "--manifest", str(manifest), "--out", str(out / "plan"), "--model", str(model), "--jobs", "2", "--resume"]
+    # The manifest names the photos where they are, outside its own folder: allowed on purpose.
+    cmd = [binary, "plan", "--manifest", str(manifest), "--out", str(out / "plan"), "--model", str(model), "--jobs", "2",
+           "--resume", "--allow-any-path"]
     if rules:
         cmd += ["--rules", str(rules)]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode not in (0, 1):
-        raise RuntimeError(f"scalpmap plan failed ({done.returncode}): {done.stderr[-2000:]}")
+    # Every photo must be planned: a refused or failed photo would silently drop a man.
+    summary = out / "plan" / "summary.json"
+    failed = json.loads(summary.read_text())["failed"] if summary.exists() else None
+    if done.returncode != 0 or failed:
+        raise RuntimeError(f"scalpmap plan failed ({done.returncode}, {failed} photos failed): {done.stderr[-2000:]}")
     reports = {}
     for p in sorted((out / "plan" / "patients").glob("*.json")):
         r = json.loads(p.read_text())
