@@ -594,3 +594,57 @@ fn folders_whose_names_are_not_utf8_stay_two_patients_and_long_names_are_written
     assert_eq!(pages.len(), 3, "Müller and Möller are two patients: {pages:?}");
     assert!(pages.iter().all(|p| p.len() <= 130), "{pages:?}");
 }
+
+/// Every file under `dir`, with its path relative to `dir`.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn anonymized_plans_carry_no_input_name_anywhere_failures_included() {
+    let base = tempfile::tempdir().unwrap();
+    let clinic = base.path().join("clinic");
+    let (_, _, top) = render(99, 0, View::Top);
+    for who in ["Jane-Roe", "Rick-Moe"] {
+        std::fs::create_dir_all(clinic.join(who)).unwrap();
+        std::fs::write(clinic.join(who).join("IMG_secret_top.jpg"), &top).unwrap();
+    }
+    std::fs::write(clinic.join("Jane-Roe/broken_front.jpg"), b"not a photo").unwrap();
+    let names = ["Jane", "Roe", "Rick", "Moe", "IMG_secret", "broken_front", "clinic"];
+    let check = |out: &Path| {
+        for f in all_files(out) {
+            let rel = f.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            for n in names {
+                assert!(!rel.contains(n), "{rel}: its name carries {n}");
+                assert!(!text.contains(n), "{rel} carries {n}");
+            }
+        }
+    };
+    // Folders as patients.
+    let out = base.path().join("out-folders");
+    let o = scalpmap(&["plan", clinic.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tract", "--anonymize"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    check(&out);
+    // A manifest, with a missing file and a photo listed for two patients.
+    let m = clinic.join("manifest.csv");
+    std::fs::write(
+        &m,
+        "patient,view,file\nJane-Roe,top,Jane-Roe/IMG_secret_top.jpg\nRick-Moe,top,Rick-Moe/IMG_secret_top.jpg\nRick-Moe,back,Jane-Roe/IMG_secret_top.jpg\nJane-Roe,back,Jane-Roe/IMG_secret_gone.jpg\n",
+    )
+    .unwrap();
+    let out = base.path().join("out-manifest");
+    let o = scalpmap(&["plan", "--manifest", m.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tract", "--anonymize"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary_of(&out).failed, 2);
+    check(&out);
+}
