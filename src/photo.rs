@@ -179,23 +179,49 @@ fn unsupported_kind(format: ImageFormat, bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// The start-of-frame marker of a JPEG (0xC0-0xCF but DHT 0xC4, JPG 0xC8 and DAC 0xCC), found
-/// by walking its segments.
-fn jpeg_frame_marker(bytes: &[u8]) -> Option<u8> {
+/// What a walk over a JPEG's segments found: its start-of-frame marker (0xC0-0xCF but DHT 0xC4,
+/// JPG 0xC8 and DAC 0xCC), and where the walk ended.
+struct JpegWalk {
+    frame: Option<u8>,
+    end: WalkEnd,
+}
+
+enum WalkEnd {
+    /// At the first scan (start-of-scan marker), at this offset.
+    Scan(usize),
+    /// At bytes that are not a marker: a layout the walk does not know.
+    Unknown,
+    /// At the end of the file, before any scan.
+    Short,
+}
+
+/// Walks a JPEG's segments by their lengths from the start (so a thumbnail's markers inside
+/// EXIF are skipped) up to the first scan.
+fn walk_jpeg(bytes: &[u8]) -> JpegWalk {
+    let mut frame = None;
     let mut i = 2;
     while i + 4 <= bytes.len() {
         if bytes[i] != 0xFF {
-            return None;
+            return JpegWalk { frame, end: WalkEnd::Unknown };
         }
         match bytes[i + 1] {
             0xFF => i += 1,
-            m @ 0xC0..=0xCF if !matches!(m, 0xC4 | 0xC8 | 0xCC) => return Some(m),
-            0xDA => return None,
+            0xDA => return JpegWalk { frame, end: WalkEnd::Scan(i) },
             0x01 | 0xD0..=0xD7 => i += 2,
-            _ => i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize,
+            m => {
+                if matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC) {
+                    frame = frame.or(Some(m));
+                }
+                i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+            }
         }
     }
-    None
+    JpegWalk { frame, end: WalkEnd::Short }
+}
+
+/// The start-of-frame marker of a JPEG, which names how it is coded.
+fn jpeg_frame_marker(bytes: &[u8]) -> Option<u8> {
+    walk_jpeg(bytes).frame
 }
 
 /// The SampleFormat (tag 339) of a TIFF's first directory: 1 unsigned, 2 signed, 3 float.
@@ -221,24 +247,14 @@ fn tiff_sample_format(bytes: &[u8]) -> Option<u16> {
     (0..n.min(512)).map(|k| ifd + 2 + 12 * k).find(|&e| u16_at(e) == Some(339)).and_then(|e| u16_at(e + 8))
 }
 
-/// Whether a JPEG's image data reaches its end-of-image marker: the segments are walked by their
-/// lengths from the start (so a thumbnail's own marker inside EXIF is skipped) to the first scan,
-/// after which an end-of-image marker must follow. A layout this walk does not know is left to
-/// the decoder.
+/// Whether a JPEG's image data reaches its end-of-image marker: after the first scan an
+/// end-of-image marker must follow. A layout the walk does not know is left to the decoder.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let mut i = 2;
-    while i + 4 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            return true;
-        }
-        match bytes[i + 1] {
-            0xFF => i += 1,
-            0xDA => return bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
-            0x01 | 0xD0..=0xD7 => i += 2,
-            _ => i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize,
-        }
+    match walk_jpeg(bytes).end {
+        WalkEnd::Scan(i) => bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        WalkEnd::Unknown => true,
+        WalkEnd::Short => false,
     }
-    false
 }
 
 /// A JPEG of `w` x `h` decoded in the DCT at the smallest scale that keeps the long side at
