@@ -90,6 +90,11 @@ pub fn view_from_name(path: &Path) -> Option<String> {
     stem.split(|c: char| !c.is_ascii_alphanumeric()).find_map(View::parse).map(|v| v.name().to_string())
 }
 
+/// The view a photo is analysed as: the one given (manifest, `--view`), else its file name's.
+pub fn view_of(given: Option<&str>, path: &Path) -> Option<String> {
+    given.map(str::to_string).or_else(|| view_from_name(path))
+}
+
 /// Analyses photo bytes read from `path`; `view` (from a manifest) overrides the file name's.
 pub fn analyze_bytes(
     seg: &mut Segmenter,
@@ -132,7 +137,7 @@ pub fn analyze_bytes(
     let density: Vec<f32> = out.density.iter().copied().collect();
     // The model input, back in sRGB: skin tone reads its colours, quality its luminance.
     let rgb = crate::model::segmenter::input_rgb(&input, c);
-    let view_used = view.map(str::to_string).or_else(|| view_from_name(path));
+    let view_used = view_of(view, path);
     let measurement = measure(&map, sx, sy, view_used.as_deref(), marker.as_ref(), &rgb, s);
     // Zones and class shares use the scale the report states (given, marker or head
     // estimate), so every cm² in one report rests on the same px/cm.

@@ -262,7 +262,7 @@ pub fn run(
                 let bytes = crate::photo::read_file(path, cfg.settings.max_pixels)?;
                 let read_ms = t.elapsed().as_secs_f64() * 1e3;
                 if cfg.resume {
-                    let view = cfg.views.get(path).cloned().or_else(|| crate::analyze::view_from_name(path));
+                    let view = crate::analyze::view_of(cfg.views.get(path).map(String::as_str), path);
                     if let Some(done) = up_to_date(&cfg.out, name, &file, &bytes, view.as_deref(), &cfg.settings, cfg.write_masks) {
                         return Ok((done, true));
                     }
