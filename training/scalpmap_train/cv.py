@@ -492,6 +492,7 @@ def main():
     t.add_argument("--real", default="../../shared/real/uze-dev")
     t.add_argument("--out", required=True)
     t.add_argument("--only", nargs="*", default=None, help="folds to train (0-6, all)")
+    t.add_argument("--seed", type=int, default=7, help="training seed (7 for every shipped recipe)")
     s = sub.add_parser("score", help="cross-validated real-photo figures")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--models", help="a folder of fold0.onnx ... fold6.onnx (cv train's output)")
@@ -534,7 +535,7 @@ def main():
         return
     if a.cmd == "train":
         only = [int(k) if k != "all" else k for k in a.only] if a.only else None
-        train_folds(a.recipe, a.data, a.real, a.out, LABEL_FILES, only=only)
+        train_folds(a.recipe, a.data, a.real, a.out, LABEL_FILES, seed=a.seed, only=only)
         return
     model_of_fold = (lambda k: Path(a.models) / f"fold{k}{a.variant}.onnx") if a.models else (lambda k: Path(a.model))
     out = Path(a.out)
