@@ -9,6 +9,7 @@ use image::RgbImage;
 use sha2::{Digest, Sha256};
 
 use crate::classes::Class;
+use crate::correction::{Corrected, ReviewState};
 use crate::marker::MarkerFound;
 use crate::masks::{clean, ClassMap};
 use crate::measure::{area_cm2, scale_from_head, scale_from_marker, scalp_outline, skin_tone, surface_factors, ScaleInfo};
@@ -56,7 +57,10 @@ impl Settings {
 pub struct Analysis {
     pub report: Report,
     pub overlay: RgbImage,
+    /// The map the report rests on: the model's, or the practitioner's correction of it.
     pub class_map: ClassMap,
+    /// The model's own answer (cleaned), which `NAME.mask.png` keeps even under a correction.
+    pub model_map: ClassMap,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +108,22 @@ pub fn analyze_bytes(
     s: &Settings,
     read_ms: f64,
 ) -> Result<Analysis, AnalyzeError> {
+    analyze_corrected(seg, bytes, path, view, s, read_ms, None)
+}
+
+/// [`analyze_bytes`], with a practitioner's correction of this photo's map (checked by
+/// [`crate::correction::load_valid`]): everything measured rests on the corrected map, its view
+/// (when it sets one) is the photo's, a retake mark makes the photo a retake, and the report
+/// says it was reviewed.
+pub fn analyze_corrected(
+    seg: &mut Segmenter,
+    bytes: &[u8],
+    path: &Path,
+    view: Option<&str>,
+    s: &Settings,
+    read_ms: f64,
+    corrected: Option<&Corrected>,
+) -> Result<Analysis, AnalyzeError> {
     let started = Instant::now();
     let t = Instant::now();
     let photo = photo::decode(bytes, path, s.max_pixels)?;
@@ -134,6 +154,13 @@ pub fn analyze_bytes(
     if let Some(m) = &marker {
         crate::marker::clear_from_map(&mut map, m, sx, sy);
     }
+    let model_map = map.clone();
+    // The practitioner's map is final: not cleaned again, the marker left as they painted it.
+    let corrected = corrected.filter(|k| k.map.width == mw && k.map.height == mh);
+    if let Some(k) = corrected {
+        map = k.map.clone();
+    }
+    let view = corrected.and_then(|k| k.correction.view.as_deref()).or(view);
     let density: Vec<f32> = out.density.iter().copied().collect();
     // The model input, back in sRGB: skin tone reads its colours, quality its luminance.
     let rgb = crate::model::segmenter::input_rgb(&input, c);
@@ -166,7 +193,11 @@ pub fn analyze_bytes(
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let lum: Vec<f32> = rgb.iter().map(crate::model::segmenter::luma).collect();
-    let q = quality::assess(&photo.image, &map, &lum);
+    let mut q = quality::assess(&photo.image, &map, &lum);
+    if corrected.is_some_and(|k| k.correction.state == ReviewState::Retake) {
+        q.retake = true;
+        q.reasons.push("marked for a retake at review".into());
+    }
     let shares: Vec<f64> = Class::ALL.iter().map(|&k| share(hist[k as usize])).collect();
     let overlay = overlay::render(&photo.image, (pw, ph), &map, &zs, &shares);
     let post_ms = ms(t);
@@ -196,8 +227,9 @@ pub fn analyze_bytes(
         quality: q,
         measurement,
         options_sha256: Some(options_sha256(view_used.as_deref(), s)),
+        review: corrected.map(Corrected::info),
     };
-    Ok(Analysis { report, overlay, class_map: map })
+    Ok(Analysis { report, overlay, class_map: map, model_map })
 }
 
 /// Scale (given, else a printed marker, else estimated from the head outline), surface areas

@@ -12,7 +12,7 @@ use image::ImageFormat;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{analyze_bytes, Analysis, Settings};
+use crate::analyze::{analyze_corrected, Analysis, Settings};
 use crate::fsio::write_atomic;
 use crate::model::{ModelContract, Segmenter};
 use crate::report::{Failure, Report};
@@ -121,7 +121,6 @@ pub struct BatchConfig<'a> {
     pub model: &'a [u8],
     pub contract: ModelContract,
     pub settings: Settings,
-    pub write_masks: bool,
     /// Intra-op threads per session (ONNX Runtime only).
     pub session_threads: usize,
     /// Views given by a manifest, by input path; others come from the file name.
@@ -137,21 +136,23 @@ pub const UP_TO_DATE: &str = "up-to-date";
 
 /// The earlier report of a photo, when its outputs are complete and were made from the same
 /// bytes (SHA-256), by the same model (version and training data) and scalpmap version, with the
-/// same scale and masks asked for; otherwise None and the photo is analysed again.
+/// same scale and the same review (`reviewed_at`, None for none); otherwise None and the photo is
+/// analysed again.
 ///
 /// The photo is found by its output name and its bytes, not by the path's spelling (`in/`,
 /// `./in/`, absolute, or a moved folder): the report comes back naming the photo as `file`,
 /// today's spelling. `view` is the view this run gives the photo (manifest, `--view` or name);
 /// a changed view, scale or scale rule means analysing again.
-pub fn up_to_date(out: &Path, name: &str, file: &str, bytes: &[u8], view: Option<&str>, s: &Settings, masks: bool) -> Option<Report> {
+pub fn up_to_date(out: &Path, name: &str, file: &str, bytes: &[u8], view: Option<&str>, s: &Settings, reviewed_at: Option<&str>) -> Option<Report> {
     let mut r: Report = serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).ok()?).ok()?;
     let same = r.input.sha256 == crate::analyze::sha256_hex(bytes)
         && r.model == s.model
         && r.scalpmap_version == env!("CARGO_PKG_VERSION")
         && r.px_per_cm == s.px_per_cm
         && r.options_sha256.as_deref() == Some(crate::analyze::options_sha256(view, s).as_str())
+        && r.review.as_ref().map(|k| k.reviewed_at.as_str()) == reviewed_at
         && out.join(format!("{name}.overlay.png")).is_file()
-        && (!masks || out.join(format!("{name}.mask.png")).is_file());
+        && out.join(format!("{name}.mask.png")).is_file();
     r.input.file = file.to_string();
     same.then_some(r)
 }
@@ -172,6 +173,9 @@ pub struct SummaryRow {
     pub zones: Option<usize>,
     pub retake: Option<bool>,
     pub total_ms: Option<f64>,
+    /// "reviewed 2026-12-01" or "retake 2026-12-01" when a practitioner corrected the map.
+    #[serde(default)]
+    pub review: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -189,7 +193,7 @@ pub struct Summary {
 }
 
 impl SummaryRow {
-    fn ok(file: String, output: String, r: &Report) -> SummaryRow {
+    pub fn ok(file: String, output: String, r: &Report) -> SummaryRow {
         SummaryRow {
             file,
             output: Some(output),
@@ -204,10 +208,11 @@ impl SummaryRow {
             zones: Some(r.zones.len()),
             retake: Some(r.quality.retake),
             total_ms: Some(r.timings_ms.total),
+            review: r.review.as_ref().map(crate::correction::ReviewInfo::label),
         }
     }
 
-    fn failed(f: &Failure) -> SummaryRow {
+    pub fn failed(f: &Failure) -> SummaryRow {
         SummaryRow {
             file: f.file.clone(),
             output: None,
@@ -222,6 +227,7 @@ impl SummaryRow {
             zones: None,
             retake: None,
             total_ms: None,
+            review: None,
         }
     }
 }
@@ -261,9 +267,15 @@ pub fn run(
                 let t = Instant::now();
                 let bytes = crate::photo::read_file(path, cfg.settings.max_pixels)?;
                 let read_ms = t.elapsed().as_secs_f64() * 1e3;
+                // A practitioner's correction of this very photo (`scalpmap review`) is used.
+                let (mw, mh) = (cfg.contract.input_width, cfg.contract.input_height);
+                let corrected = crate::correction::load_valid(&cfg.out, name, &crate::analyze::sha256_hex(&bytes), mw, mh);
+                // A view set at review wins over the manifest's and the name's.
+                let given = corrected.as_ref().and_then(|k| k.correction.view.as_deref()).or(cfg.views.get(path).map(String::as_str));
                 if cfg.resume {
-                    let view = crate::analyze::view_of(cfg.views.get(path).map(String::as_str), path);
-                    if let Some(done) = up_to_date(&cfg.out, name, &file, &bytes, view.as_deref(), &cfg.settings, cfg.write_masks) {
+                    let view = crate::analyze::view_of(given, path);
+                    let reviewed_at = corrected.as_ref().map(|k| k.correction.reviewed_at.as_str());
+                    if let Some(done) = up_to_date(&cfg.out, name, &file, &bytes, view.as_deref(), &cfg.settings, reviewed_at) {
                         return Ok((done, true));
                     }
                 }
@@ -273,10 +285,10 @@ pub fn run(
                     Some(s) => s,
                     None => Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?,
                 };
-                let analysis = analyze_bytes(&mut seg, &bytes, path, cfg.views.get(path).map(String::as_str), &cfg.settings, read_ms);
+                let analysis = analyze_corrected(&mut seg, &bytes, path, given, &cfg.settings, read_ms, corrected.as_ref());
                 pool.lock().unwrap_or_else(|p| p.into_inner()).push(seg);
                 let analysis = analysis?;
-                write_outputs(&cfg.out, name, &analysis, cfg.write_masks, &input_set)?;
+                write_outputs(&cfg.out, name, &analysis, &input_set)?;
                 Ok((analysis.report, false))
             })();
             tick();
@@ -320,6 +332,28 @@ pub fn run(
         seconds: (started.elapsed().as_secs_f64() * 1e3).round() / 1e3,
         rows: all,
     };
+    let st = &cfg.settings;
+    let record = crate::record::RunRecord {
+        schema: crate::record::RECORD_SCHEMA.into(),
+        scalpmap_version: env!("CARGO_PKG_VERSION").into(),
+        model_source: st.model.source.clone(),
+        model_version: st.model.version.clone(),
+        px_per_cm: st.px_per_cm,
+        max_pixels: st.max_pixels,
+        anonymize: st.anonymize,
+        scale_rules: st.scale_rules.clone(),
+        photos: cfg
+            .inputs
+            .iter()
+            .zip(&names)
+            .map(|(p, n)| {
+                let path = (!st.anonymize).then(|| p.canonicalize().ok().map(|c| c.to_string_lossy().into_owned())).flatten();
+                (n.clone(), crate::record::RecordedPhoto { path, view: cfg.views.get(p).cloned(), patient: None })
+            })
+            .collect(),
+        plan: None,
+    };
+    crate::record::write(&cfg.out, &record)?;
     write_atomic(&cfg.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
     write_atomic(&cfg.out.join("summary.csv"), summary_csv(&summary.rows).as_bytes())?;
     Ok(summary)
@@ -333,7 +367,9 @@ fn probe(seg: &mut Segmenter, source: &str) -> anyhow::Result<()> {
     seg.run(&input).map(|_| ()).map_err(|e| anyhow::anyhow!("the model ({source}) fails on a plain grey picture: {e}; use another model"))
 }
 
-fn write_outputs(out: &Path, name: &str, a: &Analysis, masks: bool, inputs: &HashSet<PathBuf>) -> anyhow::Result<()> {
+/// Writes a photo's overlay, class map (`NAME.mask.png`, the model's answer) and report, the
+/// report last; `inputs` (canonical paths) are never overwritten.
+pub fn write_outputs(out: &Path, name: &str, a: &Analysis, inputs: &HashSet<PathBuf>) -> anyhow::Result<()> {
     let guard = |p: PathBuf| -> anyhow::Result<PathBuf> {
         // Inputs are never overwritten, even when --out is the input folder.
         if p.canonicalize().is_ok_and(|c| inputs.contains(&c)) {
@@ -344,13 +380,8 @@ fn write_outputs(out: &Path, name: &str, a: &Analysis, masks: bool, inputs: &Has
     let mut png = Cursor::new(Vec::new());
     a.overlay.write_to(&mut png, ImageFormat::Png)?;
     write_atomic(&guard(out.join(format!("{name}.overlay.png")))?, png.get_ref())?;
-    if masks {
-        let m = image::GrayImage::from_raw(a.class_map.width as u32, a.class_map.height as u32, a.class_map.data.clone())
-            .ok_or_else(|| anyhow::anyhow!("class map size"))?;
-        let mut buf = Cursor::new(Vec::new());
-        m.write_to(&mut buf, ImageFormat::Png)?;
-        write_atomic(&guard(out.join(format!("{name}.mask.png")))?, buf.get_ref())?;
-    }
+    // Always written (a few kB): `scalpmap review` shows it, and its eraser goes back to it.
+    write_atomic(&guard(out.join(format!("{name}.mask.png")))?, &crate::correction::map_png(&a.model_map)?)?;
     // The report goes last: a report on disk always has its overlay beside it.
     write_atomic(&guard(out.join(format!("{name}.json")))?, &serde_json::to_vec_pretty(&a.report)?)
 }
@@ -370,7 +401,7 @@ pub fn summary_csv(rows: &[SummaryRow]) -> String {
     fn f(v: Option<f64>) -> String {
         v.map(|x| format!("{x:.4}")).unwrap_or_default()
     }
-    let mut out = String::from("file,output,status,error,view,hair,thinning,bare,scar,loss_fraction_of_scalp,zones,retake,total_ms\n");
+    let mut out = String::from("file,output,status,error,view,hair,thinning,bare,scar,loss_fraction_of_scalp,zones,retake,total_ms,review\n");
     for r in rows {
         let cols = [
             q(&r.file),
@@ -386,6 +417,7 @@ pub fn summary_csv(rows: &[SummaryRow]) -> String {
             r.zones.map(|z| z.to_string()).unwrap_or_default(),
             r.retake.map(|b| b.to_string()).unwrap_or_default(),
             r.total_ms.map(|t| format!("{t:.1}")).unwrap_or_default(),
+            q(r.review.as_deref().unwrap_or("")),
         ];
         out.push_str(&cols.join(","));
         out.push('\n');
@@ -460,6 +492,6 @@ mod tests {
     fn csv_quotes_what_needs_quoting() {
         let row = SummaryRow::failed(&Failure { file: "a,b.jpg".into(), error: "said \"no\"".into() });
         let csv = summary_csv(&[row]);
-        assert_eq!(csv.lines().nth(1).unwrap(), "\"a,b.jpg\",,failed,\"said \"\"no\"\"\",,,,,,,,,");
+        assert_eq!(csv.lines().nth(1).unwrap(), "\"a,b.jpg\",,failed,\"said \"\"no\"\"\",,,,,,,,,,");
     }
 }

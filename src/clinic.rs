@@ -65,39 +65,64 @@ fn overlay_uri(out: &Path, output: &str, max_side: u32) -> Option<String> {
     Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(buf.get_ref())))
 }
 
-/// Writes each patient's JSON and HTML under `out/patients/`, and `out/index.html`.
-pub fn write(out: &Path, reports: &[(PatientReport, Vec<PatientPhoto>)], failed: &[(String, String)]) -> anyhow::Result<Vec<IndexRow>> {
-    let dir = out.join("patients");
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let mut rows = Vec::new();
+/// Each patient's page id (`patients/ID.json`), unique in the order given: the ids
+/// [`write`] uses, which `scalpmap review` computes again to rewrite one patient.
+pub fn patient_ids<'a>(patients: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     // "a b" and "a_b" share a safe id, and "a_b-2" is one a suffix would make: every page unique.
     let mut taken = std::collections::HashSet::new();
-    for (r, photos) in reports {
-        let id = crate::fsio::unique_name(&mut taken, &safe_id(&r.patient));
-        let pictures: Vec<Picture> = photos
-            .iter()
-            .map(|p| Picture {
-                caption: format!("{} ({})", p.report.input.file, p.report.view.as_deref().unwrap_or("view unknown")),
-                data_uri: overlay_uri(out, &p.output, 640),
-            })
-            .collect();
-        write_atomic(&dir.join(format!("{id}.json")), &serde_json::to_vec_pretty(r)?)?;
-        write_atomic(&dir.join(format!("{id}.html")), html::patient_page(r, &pictures, photos).as_bytes())?;
-        let a = &r.assessment;
-        rows.push(IndexRow {
-            patient: r.patient.clone(),
-            page: format!("patients/{id}.html"),
-            photos: photos.len(),
-            percent: a.hair_loss.percent,
-            severity: a.hair_loss.severity.clone(),
-            area: a.area_to_cover_cm2,
-            stage: a.stage.label(),
-            sessions: r.plan.sessions,
-            warnings: a.warnings.len() + r.plan.warnings.len(),
-        });
+    patients.into_iter().map(|p| crate::fsio::unique_name(&mut taken, &safe_id(p))).collect()
+}
+
+/// Writes each patient's JSON and HTML under `out/patients/`, and `out/index.html`.
+pub fn write(out: &Path, reports: &[(PatientReport, Vec<PatientPhoto>)], failed: &[(String, String)]) -> anyhow::Result<Vec<IndexRow>> {
+    let ids = patient_ids(reports.iter().map(|(r, _)| r.patient.as_str()));
+    let mut rows = Vec::new();
+    for ((r, photos), id) in reports.iter().zip(&ids) {
+        rows.push(write_patient(out, id, r, photos)?);
     }
-    write_atomic(&out.join("index.html"), html::index_page(&rows, failed).as_bytes())?;
+    write_index(out, &rows, failed)?;
     Ok(rows)
+}
+
+/// Writes one patient's `patients/ID.json` and `patients/ID.html`; returns their index row.
+pub fn write_patient(out: &Path, id: &str, r: &PatientReport, photos: &[PatientPhoto]) -> anyhow::Result<IndexRow> {
+    let dir = out.join("patients");
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let pictures: Vec<Picture> = photos
+        .iter()
+        .map(|p| {
+            let review = p.report.review.as_ref().map(|k| format!(", {}", k.label())).unwrap_or_default();
+            Picture {
+                caption: format!("{} ({}{review})", p.report.input.file, p.report.view.as_deref().unwrap_or("view unknown")),
+                data_uri: overlay_uri(out, &p.output, 640),
+            }
+        })
+        .collect();
+    write_atomic(&dir.join(format!("{id}.json")), &serde_json::to_vec_pretty(r)?)?;
+    write_atomic(&dir.join(format!("{id}.html")), html::patient_page(r, &pictures, photos).as_bytes())?;
+    Ok(index_row(id, r, photos))
+}
+
+/// A patient's row in the batch index.
+pub fn index_row(id: &str, r: &PatientReport, photos: &[PatientPhoto]) -> IndexRow {
+    let a = &r.assessment;
+    IndexRow {
+        patient: r.patient.clone(),
+        page: format!("patients/{id}.html"),
+        photos: photos.len(),
+        percent: a.hair_loss.percent,
+        severity: a.hair_loss.severity.clone(),
+        area: a.area_to_cover_cm2,
+        stage: a.stage.label(),
+        sessions: r.plan.sessions,
+        warnings: a.warnings.len() + r.plan.warnings.len(),
+        reviewed: photos.iter().filter(|p| p.report.review.is_some()).count(),
+    }
+}
+
+/// Writes `out/index.html` for these patients and failed photos.
+pub fn write_index(out: &Path, rows: &[IndexRow], failed: &[(String, String)]) -> anyhow::Result<()> {
+    write_atomic(&out.join("index.html"), html::index_page(rows, failed).as_bytes())
 }
 
 #[cfg(test)]
@@ -106,8 +131,7 @@ mod tests {
 
     #[test]
     fn patient_pages_are_unique_when_safe_ids_collide() {
-        let mut taken = std::collections::HashSet::new();
-        let ids: Vec<String> = ["a b", "a_b", "a_b-2", "A_B"].iter().map(|p| crate::fsio::unique_name(&mut taken, &safe_id(p))).collect();
+        let ids = patient_ids(["a b", "a_b", "a_b-2", "A_B"]);
         assert_eq!(ids, ["a_b", "a_b-2", "a_b-2-2", "A_B-3"]);
     }
 

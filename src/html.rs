@@ -160,6 +160,7 @@ pub fn patient_page(r: &PatientReport, pictures: &[Picture], photos: &[PatientPh
 }
 
 /// One row of the batch index.
+#[derive(Clone, Debug)]
 pub struct IndexRow {
     pub patient: String,
     pub page: String,
@@ -170,6 +171,8 @@ pub struct IndexRow {
     pub stage: String,
     pub sessions: u32,
     pub warnings: usize,
+    /// Photos whose map a practitioner reviewed (`scalpmap review`).
+    pub reviewed: usize,
 }
 
 pub fn index_page(rows: &[IndexRow], failed: &[(String, String)]) -> String {
@@ -177,11 +180,12 @@ pub fn index_page(rows: &[IndexRow], failed: &[(String, String)]) -> String {
         h1 { "scalpmap: " (rows.len()) @if rows.len() == 1 { " patient" } @else { " patients" } }
         p class="draft" { "Draft SMP plans for a practitioner to check and adjust." }
         table {
-            tr { th { "Patient" } th class="num" { "Photos" } th class="num" { "Hair loss" } th { "Severity" } th { "Area to cover" } th { "Stage" } th class="num" { "Sessions" } th class="num" { "Warnings" } }
+            tr { th { "Patient" } th class="num" { "Photos" } th class="num" { "Hair loss" } th { "Severity" } th { "Area to cover" } th { "Stage" } th class="num" { "Sessions" } th class="num" { "Warnings" } th class="num" { "Reviewed" } }
             @for r in rows {
                 tr {
                     td { a href=(r.page) { (r.patient) } } td class="num" { (r.photos) } td class="num" { (percent(r.percent)) } td { (r.severity) }
                     td { (maybe_interval(r.area.as_ref(), "cm²")) } td { (r.stage) } td class="num" { (r.sessions) } td class="num" { (r.warnings) }
+                    td class="num" { (r.reviewed) " of " (r.photos) }
                 }
             }
         }
@@ -209,6 +213,7 @@ mod tests {
             stage: "II".into(),
             sessions: 3,
             warnings: 0,
+            reviewed: 0,
         }];
         let html = index_page(&rows, &[("a&b.jpg".into(), "bad".into())]);
         assert!(!html.contains("<script>") && html.contains("&lt;script&gt;") && html.contains("a&amp;b.jpg"));

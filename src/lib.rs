@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod batch;
 pub mod classes;
 pub mod clinic;
+pub mod correction;
 pub mod fsio;
 #[cfg(feature = "heic")]
 pub mod heic;
@@ -24,7 +25,9 @@ pub mod patient;
 pub mod photo;
 pub mod plan;
 pub mod quality;
+pub mod record;
 pub mod report;
+pub mod review;
 pub mod rules;
 pub mod synth;
 pub mod zones;

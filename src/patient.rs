@@ -118,6 +118,9 @@ pub struct ViewRow {
     pub retake: bool,
     /// The stage this view alone suggests ("Norwood III vertex", "Ludwig II").
     pub stage: String,
+    /// "reviewed 2026-12-01" (or "retake ...") when the map is a practitioner's correction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,6 +211,7 @@ fn view_row(p: &PatientPhoto, rules: &Rules) -> ViewRow {
             }
             _ => "not staged from this view".into(),
         },
+        review: r.review.as_ref().map(crate::correction::ReviewInfo::label),
     }
 }
 

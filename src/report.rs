@@ -35,6 +35,9 @@ pub struct Report {
     /// ([`crate::analyze::options_sha256`]): `--resume` analyses again when they change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options_sha256: Option<String>,
+    /// Present when the map is a practitioner's correction (`scalpmap review`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::correction::ReviewInfo>,
 }
 
 impl Report {

@@ -351,7 +351,6 @@ fn a_photo_deleted_during_the_run_is_reported_and_the_rest_analysed() {
         model: &loaded.bytes,
         contract: loaded.contract.clone(),
         settings: Settings::new(loaded.info(), engine),
-        write_masks: false,
         session_threads: 1,
         views: Default::default(),
         name_prefixes: Default::default(),

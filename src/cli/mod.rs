@@ -2,6 +2,7 @@
 
 mod messages;
 mod plan;
+mod review;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -43,6 +44,9 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Analyse photos per patient and draft SMP treatment plans: patient JSON, HTML pages, index.
     Plan(PlanArgs),
+    /// Check and correct the maps of an analyze or plan output folder in a local page; reports
+    /// and plans follow the corrections.
+    Review(review::ReviewArgs),
     /// Print the treatment rules (`--default`: the full default file to start a clinic's own).
     Rules(RulesArgs),
     /// Render synthetic scalp photos with exact ground truth (labels, density, areas).
@@ -102,8 +106,10 @@ struct AnalyzeArgs {
     /// Print each report as one JSON line on stdout, for planning tools.
     #[arg(long)]
     jsonl: bool,
-    /// Also write the class map (NAME.mask.png, one class id per pixel at the model's grid).
-    #[arg(long)]
+    /// Kept for older scripts: the class map (NAME.mask.png, one class id per pixel at the
+    /// model's grid) is always written since 0.2.1.
+    #[arg(long, hide = true)]
+    #[allow(dead_code)]
     masks: bool,
     /// Replace file names in reports and summaries with stable hashes.
     #[arg(long)]
@@ -217,6 +223,7 @@ pub fn main() -> i32 {
     let code = match cli.command {
         Command::Analyze(a) => analyze_cmd(a),
         Command::Plan(a) => plan::plan_cmd(a),
+        Command::Review(a) => review::review_cmd(a),
         Command::Rules(a) => rules_cmd(a),
         Command::Synth(a) => synth_cmd(a),
     };
@@ -351,6 +358,14 @@ impl BatchJob {
     }
 }
 
+fn backend_choice(b: BackendArg) -> BackendChoice {
+    match b {
+        BackendArg::Auto => BackendChoice::Auto,
+        BackendArg::Tract => BackendChoice::Tract,
+        BackendArg::Onnxruntime => BackendChoice::OnnxRuntime,
+    }
+}
+
 /// Analyses the job's photos as `a` says; returns the summary and, when asked, every report.
 fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> anyhow::Result<(Summary, Vec<Report>)> {
     let BatchJob { inputs, pre_failures, mut views, name_prefixes, scale_rules, keep_reports: keep } = job;
@@ -377,12 +392,7 @@ fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> any
         Some(j) => j,
         None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
-    let choice = match a.backend {
-        BackendArg::Auto => BackendChoice::Auto,
-        BackendArg::Tract => BackendChoice::Tract,
-        BackendArg::Onnxruntime => BackendChoice::OnnxRuntime,
-    };
-    let engine = backend::init(choice)?.clone();
+    let engine = backend::init(backend_choice(a.backend))?.clone();
     if inputs.is_empty() && pre_failures.is_empty() {
         anyhow::bail!("no photos found in {:?}: give .jpg, .png, .webp, .tif or .heic files or folders holding them", a.paths);
     }
@@ -410,7 +420,6 @@ fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> any
         model: &loaded.bytes,
         contract: loaded.contract.clone(),
         settings,
-        write_masks: a.masks,
         session_threads: 1,
         views,
         name_prefixes,

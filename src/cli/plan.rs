@@ -138,6 +138,22 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     if a.analyze.anonymize {
         scars = scars.into_iter().map(|(p, v)| (anonymous_patient(&p), v)).collect();
     }
+    // What `scalpmap review` needs to plan a patient again: their photos and these rules.
+    let mut record = scalpmap::record::read(&a.analyze.out)?;
+    for (patient, photos) in &groups {
+        for p in photos {
+            if let Some(r) = record.photos.get_mut(&p.output) {
+                r.patient = Some(patient.clone());
+            }
+        }
+    }
+    record.plan = Some(scalpmap::record::PlanRecord {
+        rules: rules.clone(),
+        rules_name: rules_name.clone(),
+        start_date: a.start_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        scars: scars.clone(),
+    });
+    scalpmap::record::write(&a.analyze.out, &record)?;
     let reports = clinic::patient_reports(groups, &scars, &rules, &rules_name, a.start_date);
     let failed: Vec<(String, String)> =
         summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();

@@ -1,0 +1,74 @@
+//! `scalpmap-run.json`: what a batch was asked to do, written into its output folder beside the
+//! summary, so that `scalpmap review` can analyse a corrected photo and plan its patient again
+//! exactly as the run did: the settings that shape a report, where each output's photo was,
+//! the view it was given, and (for `plan`) its patient and the rules in effect.
+//!
+//! Under `--anonymize` no photo path is recorded (review then finds photos by their SHA-256 in
+//! a folder it is given), and patients are their anonymous ids.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{Rules, ScaleRules};
+
+pub const RECORD_NAME: &str = "scalpmap-run.json";
+pub const RECORD_SCHEMA: &str = "scalpmap-run/1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema: String,
+    pub scalpmap_version: String,
+    /// "embedded" or the --model path.
+    pub model_source: String,
+    pub model_version: String,
+    pub px_per_cm: Option<f64>,
+    pub max_pixels: u64,
+    pub anonymize: bool,
+    pub scale_rules: ScaleRules,
+    /// By output name (`NAME.json`).
+    pub photos: BTreeMap<String, RecordedPhoto>,
+    /// Present for `plan` runs.
+    pub plan: Option<PlanRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedPhoto {
+    /// The photo's canonical path (None under --anonymize, or when it could not be resolved).
+    pub path: Option<String>,
+    /// The view the run gave it (manifest or --view); None when it came from the name.
+    pub view: Option<String>,
+    /// Its patient (`plan` only).
+    pub patient: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub rules: Rules,
+    /// How patient reports name the rules ("default", or the file).
+    pub rules_name: String,
+    /// The first session's date, YYYY-MM-DD.
+    pub start_date: Option<String>,
+    /// Scars practitioners marked in the manifest, cm² per patient.
+    pub scars: BTreeMap<String, f64>,
+}
+
+pub fn read(out: &Path) -> anyhow::Result<RunRecord> {
+    let path = out.join(RECORD_NAME);
+    let bytes = crate::fsio::read_regular(&path, 256 << 20, "a run record is small")
+        .map_err(|e| anyhow::anyhow!("{}: {e}; is {} the --out of an analyze or plan run (0.2.1 or later)?", path.display(), out.display()))?;
+    let r: RunRecord = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: not a run record ({e})", path.display()))?;
+    anyhow::ensure!(r.schema == RECORD_SCHEMA, "{}: schema {} is not {RECORD_SCHEMA}", path.display(), r.schema);
+    Ok(r)
+}
+
+pub fn write(out: &Path, r: &RunRecord) -> anyhow::Result<()> {
+    crate::fsio::write_atomic(&out.join(RECORD_NAME), &serde_json::to_vec_pretty(r)?)
+}
+
+impl PlanRecord {
+    pub fn start(&self) -> Option<chrono::NaiveDate> {
+        self.start_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    }
+}
