@@ -54,7 +54,12 @@ def input_size(train_info):
 def version_for(train_info):
     """The version a trained model is exported and described as: the shipped version for the
     shipped recipe, the named candidate recipes' versions (the shipped recipe with real labels, or
-    with the wider U-Net, not both), and CANDIDATE_VERSION for anything else."""
+    with the wider U-Net, not both), and CANDIDATE_VERSION for anything else. A model retrained on
+    a clinic's corrections (corrections.py) is its recipe's version with `+clinic.` and 8 digits
+    of the corrections' hash: another clinic's retrain is another model."""
+    if train_info.get("corrections"):
+        base = RECIPE_VERSIONS.get(train_info.get("recipe"), CANDIDATE_VERSION)
+        return f"{base}+clinic.{train_info['corrections']['sha256'][:8]}"
     if train_info.get("recipe") in RECIPE_VERSIONS:
         v = RECIPE_VERSIONS[train_info["recipe"]]
         return v if train_info.get("fold", "all") == "all" else f"{v}-fold{train_info['fold']}"
@@ -72,4 +77,5 @@ def training_data_sha256(train_info):
     real = train_info.get("real_labels")
     if not real:
         return train_info["data_sha256"]
-    return hashlib.sha256((train_info["data_sha256"] + real["sha256"]).encode()).hexdigest()
+    corrections = (train_info.get("corrections") or {}).get("sha256", "")
+    return hashlib.sha256((train_info["data_sha256"] + real["sha256"] + corrections).encode()).hexdigest()

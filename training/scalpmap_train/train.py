@@ -239,7 +239,7 @@ def mix_real(rng, idx, n_synth, n_real, real_p):
 
 def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False, bg_weight=None, texture=False,
           real=None, real_p=0.0, widths=DEFAULT_WIDTHS, class_weights=CLASS_WEIGHTS, input_size=contract.INPUT_SIZE,
-          bf16=False, arch="unet", leave_out=(), lr_body=None, synth=None, negatives=0.0, log_every=50):
+          bf16=False, arch="unet", leave_out=(), lr_body=None, synth=None, negatives=0.0, log_every=50, extra_real=None):
     """Trains a network; `synth` is load_synth's result when the caller already loaded the renders
     (cross-validation trains several models on the same ones)."""
     torch.manual_seed(seed)
@@ -261,6 +261,18 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
         density = np.concatenate([density, np.full(r_masks.shape, np.nan, np.float32)])
         real_info = {"photos": len(r_photos), "persons": sorted(set(r_persons)), "sha256": r_digest, "share": real_p,
                      "left_out": sorted(leave_out)}
+    corrections_info = None
+    if extra_real is not None and real_p > 0:
+        # Practitioners' corrections (corrections.py): labelled in every cell, drawn from the same
+        # share of each batch as the coarse labels.
+        c_photos, c_masks, c_digest = extra_real
+        photos = np.concatenate([photos, c_photos])
+        labels = np.concatenate([labels, c_masks])
+        density = np.concatenate([density, np.full(c_masks.shape, np.nan, np.float32)])
+        corrections_info = {"photos": len(c_photos), "sha256": c_digest}
+        if real_info is None:
+            real_info = {"photos": 0, "persons": [], "sha256": c_digest, "share": real_p, "left_out": []}
+        real_info["photos"] += len(c_photos)
     focus = focus_index(labels) if focus_p > 0 else None
     net = build(arch, widths, seed).to(memory_format=torch.channels_last)
     # A pretrained body may learn more slowly than the new layers on it (`lr_body`).
@@ -313,7 +325,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
                  "lr": lr, "seed": seed, "seconds": round(time.time() - started, 1), "log": log,
                  "params": param_count(net), "widths": list(widths), "class_weights": class_weights,
                  "input_size": input_size, "bf16": bf16, "arch": arch, "lr_body": lr_body, "negatives": negatives, "dice": dice, "focus_p": focus_p, "style": style, "texture": texture, "threads": torch.get_num_threads(),
-                 "real_labels": real_info}
+                 "real_labels": real_info, **({"corrections": corrections_info} if corrections_info else {})}
 
 
 def build(arch, widths=DEFAULT_WIDTHS, seed=0):
