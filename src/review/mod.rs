@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{analyze_corrected, sha256_hex, Settings};
+use crate::analyze::{analyze_corrected, sha256_hex, Analysis, Settings};
 use crate::batch::{Summary, SummaryRow};
 use crate::classes::Class;
 use crate::correction::{self, Correction, Corrected, ReviewState, CORRECTION_SCHEMA};
@@ -358,15 +358,19 @@ impl Folder {
             changed_cells: changes.iter().map(|k| k.cells).sum(),
             changes,
         };
+        let json = serde_json::to_vec_pretty(&c).map_err(anyhow::Error::from)?;
+        // The analysis runs before anything is written: a photo that cannot be analysed now
+        // leaves the folder as it was.
+        let corrected = Corrected { map, correction: c };
+        let analysis = self.analyse(name, &old, &path, &bytes, &corrected)?;
         // The model's own report, kept once: what the photo said before anyone corrected it.
         let original = self.out.join(format!("{name}.model.json"));
         if old.review.is_none() && !original.exists() {
             write_atomic(&original, &serde_json::to_vec_pretty(&old).map_err(anyhow::Error::from)?)?;
         }
         write_atomic(&correction::map_path(&self.out, name), &png)?;
-        write_atomic(&correction::json_path(&self.out, name), &serde_json::to_vec_pretty(&c).map_err(anyhow::Error::from)?)?;
-        let corrected = Corrected { map, correction: c };
-        self.reanalyse(name, &old, &path, &bytes, &corrected)?;
+        write_atomic(&correction::json_path(&self.out, name), &json)?;
+        self.commit(name, &old, &path, analysis)?;
         let patient = self.patient_of.get(name).cloned();
         if let Some(p) = &patient {
             self.replan(p)?;
@@ -377,7 +381,8 @@ impl Folder {
         }))
     }
 
-    fn reanalyse(&mut self, name: &str, old: &Report, path: &Path, bytes: &[u8], corrected: &Corrected) -> Result<(), ApiError> {
+    /// The photo analysed again on the corrected map, in memory.
+    fn analyse(&mut self, name: &str, old: &Report, path: &Path, bytes: &[u8], corrected: &Corrected) -> Result<Analysis, ApiError> {
         if self.model.is_none() {
             self.model = Some(self.load_model()?);
         }
@@ -388,6 +393,11 @@ impl Folder {
             .map_err(|e| ApiError::new(500, e.to_string()))?;
         // The report names the photo as the run did (its path then, or its anonymous id).
         a.report.input.file = old.input.file.clone();
+        Ok(a)
+    }
+
+    /// Writes the new report, overlay and class map, and the summary.
+    fn commit(&mut self, name: &str, old: &Report, path: &Path, a: Analysis) -> Result<(), ApiError> {
         let inputs: HashSet<PathBuf> = path.canonicalize().ok().into_iter().collect();
         crate::batch::write_outputs(&self.out, name, &a, &inputs)?;
         if let Some(row) = self.summary.rows.iter_mut().find(|r| r.output.as_deref() == Some(name)) {
