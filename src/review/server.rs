@@ -34,7 +34,7 @@ pub struct ReviewConfig {
 
 /// A running review server; [`ReviewServer::stop`] (or dropping it) closes its port.
 pub struct ReviewServer {
-    server: Arc<Server>,
+    server: Option<Arc<Server>>,
     workers: Vec<JoinHandle<()>>,
     addr: SocketAddr,
     token: String,
@@ -71,7 +71,7 @@ impl ReviewServer {
                 })
             })
             .collect();
-        Ok(ReviewServer { server, workers, addr, token, _lock: lock })
+        Ok(ReviewServer { server: Some(server), workers, addr, token, _lock: lock })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -100,11 +100,21 @@ impl ReviewServer {
     }
 
     fn shutdown(&mut self) {
+        let Some(server) = self.server.take() else { return };
         for _ in 0..self.workers.len() {
-            self.server.unblock();
+            server.unblock();
         }
         for w in self.workers.drain(..) {
             let _ = w.join();
+        }
+        // tiny_http closes its listening socket on its own thread once the last handle is
+        // dropped; wait (briefly) until the port refuses, so a stopped review listens for nothing.
+        drop(server);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::net::TcpStream::connect_timeout(&self.addr, std::time::Duration::from_millis(100)).is_ok()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }
