@@ -83,6 +83,20 @@ const mapCopy = (page) => page.evaluate(() => Array.from(S.map));
   seen.status = await page.evaluate(() => document.getElementById("status").textContent);
   seen.plan_area = await page.evaluate(() => document.querySelector("#plan tr:nth-child(2) td:last-child").textContent);
   seen.badge = await page.evaluate((n) => document.querySelector(`nav button[data-name="${n}"] .badge`).textContent, top);
+  // Zoom: the photo grows, the stage scrolls, and a click still lands on the cell under it.
+  const w0 = await page.evaluate(() => document.getElementById("photo").getBoundingClientRect().width);
+  await page.keyboard.press("+");
+  await page.keyboard.press("+");
+  const zoomed = await page.evaluate(() => ({ w: document.getElementById("photo").getBoundingClientRect().width, scrolls: document.getElementById("stage").scrollWidth > document.getElementById("stage").clientWidth }));
+  if (!(zoomed.w > w0 * 2 && zoomed.scrolls)) fail("zoom did not enlarge the photo: " + w0 + " -> " + JSON.stringify(zoomed));
+  const zb = await page.locator("#map").boundingBox();
+  const visible = await page.evaluate(() => { const r = document.getElementById("stage").getBoundingClientRect(); return { x: r.x + r.width / 2, y: r.y + r.height / 2 }; });
+  const expect = { x: Math.floor(((visible.x - zb.x) / zb.width) * 256), y: Math.floor(((visible.y - zb.y) / zb.height) * 256) };
+  await page.mouse.move(visible.x, visible.y);
+  const at = await page.evaluate(() => S.cursor);
+  if (Math.abs(at.x - expect.x) > 1 || Math.abs(at.y - expect.y) > 1) fail("under zoom the pointer maps to " + JSON.stringify(at) + ", not " + JSON.stringify(expect));
+  await page.keyboard.press("-");
+  await page.keyboard.press("-");
   // Every control is reachable with Tab.
   const reached = new Set();
   await page.focus("#help-btn");
