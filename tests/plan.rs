@@ -313,7 +313,7 @@ fn a_photo_without_scalp_is_listed_but_left_out_of_the_fusion() {
 }
 
 #[test]
-#[ignore = "open: model 0.5.0 reads a flat beige wall as bare scalp (training/DECISIONS.md, run 2)"]
+#[ignore = "open: models 0.5.0 and 0.6.0 read a flat beige wall as bare scalp (training/DECISIONS.md, run 2)"]
 fn a_view_with_no_head_is_left_out_of_the_plan_and_the_models_cut_points_are_used() {
     let input = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -609,6 +609,18 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `text` with the payload of every `base64,` data URI removed.
+fn without_base64(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("base64,") {
+        out.push_str(&rest[..i + 7]);
+        rest = rest[i + 7..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=');
+    }
+    out.push_str(rest);
+    out
+}
+
 #[test]
 fn anonymized_plans_carry_no_input_name_anywhere_failures_included() {
     let base = tempfile::tempdir().unwrap();
@@ -623,7 +635,11 @@ fn anonymized_plans_carry_no_input_name_anywhere_failures_included() {
     let check = |out: &Path| {
         for f in all_files(out) {
             let rel = f.strip_prefix(out).unwrap().to_string_lossy().into_owned();
-            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            // Pictures are compressed bytes and pages embed them as base64: either may hold "Roe"
+            // by chance. Their names are checked; the pages' text with the pictures taken out.
+            let is_png = rel.ends_with(".png");
+            let text = without_base64(&String::from_utf8_lossy(&std::fs::read(&f).unwrap()));
+            let text = if is_png { String::new() } else { text };
             for n in names {
                 assert!(!rel.contains(n), "{rel}: its name carries {n}");
                 assert!(!text.contains(n), "{rel} carries {n}");

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 REAL=${REAL:-../../shared/real/uze-dev}
-RECIPE=selfie-real
+RECIPE=selfie-real-long   # DECISIONS.md run 4
 VARIANT=""                 # the shipped form: the fold models as trained (the person-gated ".gated" lost, DECISIONS.md run 1b)
 PREVIOUS=019464c           # the commit whose model the card compares with (0.1.1)
 out=out/cv-$RECIPE

@@ -75,7 +75,7 @@ def seed_lines(cv, others):
     if not others:
         return []
     rows = ["The same recipe's seven fold models trained again with another seed (nothing else changed), scored on the",
-            "same folds: the difference between the seeds is as large as most differences between recipes so far.", "",
+            "same folds, to show how much of each figure is the seed's (`training/DECISIONS.md`, run 4):", "",
             "| seed | mean IoU | Spearman, all views | background read as loss | loss read as hair | staged within one |",
             "|---|---|---|---|---|---|"]
     for seed, c in [(cv.get("seed", 7), cv)] + list(others):
@@ -194,9 +194,9 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, 
         "- Photos without a head: a flat beige wall is read as bare scalp and a wooden floor as scalp (a photo in which",
         "  the model finds no scalp is a retake and left out of the plan, but this model finds scalp in them). Training",
         "  with generated walls and floors made every real-photo figure worse (`training/DECISIONS.md`, run 2).",
-        "- Renders: it reads them less well than 0.1.1 (above), and its squeeze-and-excitation pools take in the whole",
-        "  photo, so a render's backdrop moves its reading of the scalp (one seed-77 top view: 0.74 loss at 512 px, 0.41",
-        "  at 12 MP, where the renderer draws another backdrop).",
+        "- Renders: its squeeze-and-excitation pools take in the whole photo, so a render's backdrop moves its reading",
+        "  of the scalp: four seed-77 top views read 0.02-0.09 apart at 512 px and at 12 MP, where the renderer draws",
+        "  another backdrop (0.1.1: within 0.06).",
     ]
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")

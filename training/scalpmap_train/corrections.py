@@ -31,6 +31,8 @@ from PIL import Image, ImageOps
 from .contract import CLASSES, INPUT_SIZE
 from .data import prepare_photo
 
+# The recipe of the shipped model (DECISIONS.md, run 4), which a clinic's retrain follows.
+SHIPPED_RECIPE = "selfie-real-long"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}
 
 
@@ -110,13 +112,13 @@ def retrain(corrections, photo_dirs, out, data, real, steps=None, seed=7):
     extra = load(corrections, photo_dirs)
     if extra is None:
         sys.exit("no usable corrections found: nothing to retrain on")
-    recipe = dict(RECIPES["selfie-real"])
+    recipe = dict(RECIPES[SHIPPED_RECIPE])
     real_pair = (real, [str(Path(__file__).resolve().parent.parent / f) for f in LABEL_FILES]) if (Path(real) / "labels.csv").exists() else None
     torch.set_num_threads(int(os.environ.get("SCALPMAP_THREADS", "2")))
     net, info = train(data, steps or recipe["steps"], recipe["batch"], recipe["crop"], recipe["lr"], seed,
                       class_weights=recipe["class_weights"], real=real_pair, real_p=recipe["real_p"],
                       arch=recipe["arch"], lr_body=recipe.get("lr_body"), extra_real=extra)
-    info["recipe"] = "selfie-real"
+    info["recipe"] = SHIPPED_RECIPE
     state = str(out) + ".pt"
     torch.save(net.state_dict(), state)
     Path(state + ".json").write_text(json.dumps(info, indent=1))
