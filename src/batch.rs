@@ -269,7 +269,11 @@ pub fn run(
                 let read_ms = t.elapsed().as_secs_f64() * 1e3;
                 // A practitioner's correction of this very photo (`scalpmap review`) is used.
                 let (mw, mh) = (cfg.contract.input_width, cfg.contract.input_height);
-                let corrected = crate::correction::load_valid(&cfg.out, name, &crate::analyze::sha256_hex(&bytes), mw, mh);
+                // Hashed only when a review was saved for this output: most photos have none.
+                let corrected = crate::correction::json_path(&cfg.out, name)
+                    .is_file()
+                    .then(|| crate::correction::load_valid(&cfg.out, name, &crate::analyze::sha256_hex(&bytes), mw, mh))
+                    .flatten();
                 // A view set at review wins over the manifest's and the name's.
                 let given = corrected.as_ref().and_then(|k| k.correction.view.as_deref()).or(cfg.views.get(path).map(String::as_str));
                 if cfg.resume {

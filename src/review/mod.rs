@@ -248,17 +248,17 @@ impl Folder {
         }
     }
 
-    /// The photo's file: at its recorded path if its bytes are still the analysed ones, else
-    /// found by SHA-256 in the `--photos` folders.
-    fn locate(&self, name: &str) -> Option<PathBuf> {
+    /// The photo's file and bytes: at its recorded path if its bytes are still the analysed
+    /// ones, else found by SHA-256 in the `--photos` folders (read again and checked, since a
+    /// file may change after the folders were hashed). One read and one hash per call.
+    fn locate(&self, name: &str) -> Option<(PathBuf, Vec<u8>)> {
         let sha = &self.reports.get(name)?.input.sha256;
         let recorded = self.record.photos.get(name).and_then(|p| p.path.as_ref()).map(PathBuf::from);
-        if let Some(p) = recorded {
-            if self.read_photo(&p).is_some_and(|b| &sha256_hex(&b) == sha) {
-                return Some(p);
-            }
-        }
-        self.by_sha.as_ref().and_then(|m| m.get(sha).cloned())
+        let indexed = self.by_sha.as_ref().and_then(|m| m.get(sha).cloned());
+        recorded.into_iter().chain(indexed).find_map(|p| {
+            let bytes = self.read_photo(&p)?;
+            (&sha256_hex(&bytes) == sha).then_some((p, bytes))
+        })
     }
 
     fn read_photo(&self, path: &Path) -> Option<Vec<u8>> {
@@ -276,18 +276,17 @@ impl Folder {
     }
 
     fn photo_bytes(&mut self, name: &str) -> Result<(PathBuf, Vec<u8>), ApiError> {
-        if self.locate(name).is_none() {
-            self.index_photo_dirs();
+        if let Some(found) = self.locate(name) {
+            return Ok(found);
         }
-        let path = self.locate(name).ok_or_else(|| {
+        self.index_photo_dirs();
+        self.locate(name).ok_or_else(|| {
             let at = self.record.photos.get(name).and_then(|p| p.path.clone()).unwrap_or_else(|| "an unrecorded path (--anonymize)".into());
             ApiError::new(
                 409,
                 format!("the photo is no longer at {at} with the bytes that were analysed; start review with --photos FOLDER to find it"),
             )
-        })?;
-        let bytes = self.read_photo(&path).ok_or_else(|| ApiError::new(409, format!("{}: cannot be read", path.display())))?;
-        Ok((path, bytes))
+        })
     }
 
     /// The photo upright, at most DISPLAY_MAX_SIDE on its long side, as a JPEG without any

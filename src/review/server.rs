@@ -47,6 +47,7 @@ struct Ctx {
     port: u16,
     /// To wake every worker when the page asks to stop.
     server: Arc<Server>,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl ReviewServer {
@@ -60,7 +61,7 @@ impl ReviewServer {
         let addr = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("the server has no IP address"))?;
         let server = Arc::new(server);
         let token = random_token();
-        let ctx = Arc::new(Ctx { folder: Mutex::new(folder), token: token.clone(), port: addr.port(), server: Arc::clone(&server) });
+        let ctx = Arc::new(Ctx { folder: Mutex::new(folder), token: token.clone(), port: addr.port(), server: Arc::clone(&server), stopping: false.into() });
         let workers = (0..WORKERS)
             .map(|_| {
                 let (server, ctx) = (Arc::clone(&server), Arc::clone(&ctx));
@@ -204,9 +205,9 @@ fn error(e: ApiError) -> Reply {
 
 fn handle(ctx: &Ctx, mut rq: Request) {
     let resp = route(ctx, &mut rq);
-    let stop = resp.headers().iter().any(|h| h.field.equiv("X-Scalpmap-Stopping"));
     let _ = rq.respond(resp);
-    if stop {
+    // Answered first, so the page learns the server stopped; then every worker is woken to end.
+    if ctx.stopping.load(std::sync::atomic::Ordering::SeqCst) {
         for _ in 0..WORKERS {
             ctx.server.unblock();
         }
@@ -279,11 +280,8 @@ fn route(ctx: &Ctx, rq: &mut Request) -> Reply {
             }
         }
         (Method::Post, ["api", "stop"]) => {
-            let mut r = json(200, &serde_json::json!({ "stopped": true }));
-            if let Ok(h) = Header::from_bytes(&b"X-Scalpmap-Stopping"[..], &b"1"[..]) {
-                r.add_header(h);
-            }
-            r
+            ctx.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            json(200, &serde_json::json!({ "stopped": true }))
         }
         (Method::Get, ["patients", page]) => {
             // Only the folder's own patient pages, by their id: no path from the address is opened.
