@@ -168,10 +168,10 @@ def soft_dice_loss(logits, y):
     return 1.0 - dice[present].mean()
 
 
-def no_head_photos(rng, n, size):
+def no_head_photos(rng, n, size, kind=None):
     """n generated photos with no head in them (uint8 NHWC), every pixel background: smooth walls
     and gradients of any colour (beige too), wood-grain floors, colour noise, woven or striped
-    textures and blurred blobs. No skin-coloured blob: a bald crown is one. Without these a fine-tuned
+    textures and blurred blobs (`kind` 0-4 gives only one of them). No skin-coloured blob: a bald crown is one. Without these a fine-tuned
     model reads a flat beige wall as bare scalp."""
     from scipy import ndimage
 
@@ -192,19 +192,19 @@ def no_head_photos(rng, n, size):
     for i in range(n):
         # Walls, floors and fabrics are mostly of muted colours; a flat wall may be beige.
         base = colour(rng.uniform(0.0, 1.0), skin_ok=True)
-        kind = int(rng.integers(0, 5))
-        if kind == 0:  # wall: a smooth light gradient, a little grain
+        k = int(rng.integers(0, 5)) if kind is None else kind
+        if k == 0:  # wall: a smooth light gradient, a little grain
             g = rng.normal(0, 1, 2) * rng.uniform(10, 60)
             img = base + (g[0] * (x - 0.5) + g[1] * (y - 0.5))[..., None]
-        elif kind == 1:  # floor: wood grain along a random direction
+        elif k == 1:  # floor: wood grain along a random direction
             a = rng.uniform(0, np.pi)
             u, v = np.cos(a) * x + np.sin(a) * y, -np.sin(a) * x + np.cos(a) * y
             grain = np.sin(u * rng.uniform(20, 120) + 3 * np.sin(v * rng.uniform(2, 12))) * rng.uniform(5, 30)
             img = base * rng.uniform(0.4, 1.0) + grain[..., None] * np.array([1.0, 0.7, 0.4])
-        elif kind == 2:  # noise, fine or coarse
+        elif k == 2:  # noise, fine or coarse
             noise = rng.uniform(0, 255, (size, size, 3))
             img = ndimage.uniform_filter(noise, (rng.choice([1, 3, 7]),) * 2 + (1,)) if rng.random() < 0.5 else noise
-        elif kind == 3:  # woven or striped textile
+        elif k == 3:  # woven or striped textile
             f1, f2 = rng.uniform(10, 80, 2)
             img = base + (np.sin(x * f1 * np.pi) * np.sin(y * f2 * np.pi) * rng.uniform(10, 60))[..., None]
         else:  # blurred blobs of random colours

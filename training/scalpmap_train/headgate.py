@@ -1,0 +1,428 @@
+"""The head check: is there a head in the photo at all?
+
+A segmentation model answers every pixel, so a photo of a wall, a floor or a hand still gets a
+class map, and the fine-tuned models read a flat beige wall as 100 % bare scalp (DECISIONS.md,
+run 2: training on no-head photos cost the maps more than it gained). The check is a separate,
+whole-photo answer on top of the segmentation model, which it leaves unchanged: a logistic
+regression on features the model already computes (the global average pools of its body, which
+the squeeze-and-excitation blocks take anyway, and the mean class probabilities), written into
+the same ONNX graph as a third output `head` (1 x 1, the probability that the photo shows a
+head) with its threshold in the metadata (`scalpmap.head_threshold`). The analyser reports a
+photo whose score is under it as "no scalp found", a retake, and measures nothing on it.
+
+What it learns from: positives are the development photos of the men a model trained on and
+renders; negatives are generated no-head photos (walls, floors, noise, textiles, blobs: the
+generator of run 2; skin-coloured hands and ellipses) and real backdrops, the largest rectangle
+of each development photo that its coarse labels call background, cut from the photo at full
+resolution.
+
+How it is judged (`cv`): for each of the 7 person folds, the fold's segmentation model (one that
+never saw the fold's men) gives the features and the check is fit on the other 18 men's photos
+and backdrops, training renders and generated photos (seeded by the fold); it is scored on the
+fold's men's photos and backdrops, on unseen renders, and on freshly generated photos. Each
+generated kind is also left out of the fit once and scored, to say how the check does on a kind
+of non-head photo it never saw.
+
+python -m scalpmap_train.headgate cv --models out/cv-selfie-real-long --out out/headgate/cv.json
+python -m scalpmap_train.headgate attach --model ../models/scalpmap-seg.onnx --models out/cv-selfie-real-long
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import contract
+from .cv import LABEL_FILES, N_FOLDS, folds
+from .data import normalise, prepare_photo
+from .real_labels import IGNORE, read_rows
+from .real_labels import mask as label_mask
+
+# Fixed before any figure was seen (DECISIONS.md, run 5).
+THRESHOLD = 0.5
+L2 = 1.0
+N_RENDERS = 600          # training renders per fit (every 20th of data/train)
+N_GENERATED = 100        # generated photos per kind per fit
+N_GENERATED_TEST = 50    # fresh ones per kind per fold, to score
+MIN_SIDE = 80            # a backdrop crop is at least this many cells of the 256 grid on each side
+MAX_ASPECT = 2.5
+BG_SHARE = 0.98
+KINDS = ["wall", "floor", "noise", "textile", "blobs", "hand", "skin ellipse"]
+OUTPUT = "head"
+
+
+# ---- what the check looks at ---------------------------------------------------------------
+
+def pooled_outputs(model):
+    """Names of the body's global average pools (ReduceMean to N x C x 1 x 1), in graph order."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info}
+    return [n.output[0] for n in model.graph.node
+            if n.op_type == "ReduceMean" and len(shapes.get(n.output[0], [])) == 4 and shapes[n.output[0]][2:] == [1, 1]]
+
+
+def feature_session(path):
+    """An onnxruntime session of the model with its pools and probabilities as outputs."""
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.load(str(path))
+    names = pooled_outputs(m)
+    have = {o.name for o in m.graph.output}
+    for n in names:
+        if n not in have:
+            m.graph.output.add().name = n
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]), names
+
+
+def features(sess_names, photos_uint8):
+    """N x D: the pools (flattened, in order) and the mean probability of each class."""
+    sess, names = sess_names
+    rows = []
+    for p in photos_uint8:
+        out = sess.run(["probs", *names], {"image": normalise(p[None])})
+        rows.append(np.concatenate([o.reshape(-1) for o in out[1:]] + [out[0].mean(axis=(2, 3)).reshape(-1)]))
+    return np.stack(rows).astype(np.float64)
+
+
+# ---- the photos ------------------------------------------------------------------------------
+
+def generated(rng, kind, n, size=contract.INPUT_SIZE):
+    """n no-head photos of one kind (KINDS)."""
+    from .train import no_head_photos
+
+    k = KINDS.index(kind)
+    if k < 5:
+        return no_head_photos(rng, n, size, kind=k)
+    return skin_photos(rng, n, size, hand=(kind == "hand"))
+
+
+def skin_colour(rng):
+    """A colour the skin-colour rule accepts, from pale to dark brown."""
+    while True:
+        r = rng.uniform(100, 250)
+        c = np.array([r, r * rng.uniform(0.55, 0.85), r * rng.uniform(0.4, 0.75)])
+        if c[0] - min(c[1], c[2]) > 15:
+            return c
+
+
+def skin_photos(rng, n, size, hand):
+    """Skin-coloured shapes without hair on a generated backdrop: a hand (palm and five fingers,
+    shaded, with creases) or a smooth ellipse. A bald crown is skin too; what tells it from these
+    is the head around it (hair fringe, ears, neck, outline), which is what the check must learn."""
+    from scipy import ndimage
+
+    from .train import no_head_photos
+
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    out = no_head_photos(rng, n, size).astype(np.float32)
+    for i in range(n):
+        cx, cy = rng.uniform(0.3, 0.7, 2)
+        a = rng.uniform(0, np.pi)
+        u = np.cos(a) * (x - cx) + np.sin(a) * (y - cy)
+        v = -np.sin(a) * (x - cx) + np.cos(a) * (y - cy)
+        s = rng.uniform(0.6, 1.4)
+        if hand:
+            shape = (u / (0.2 * s)) ** 2 + (v / (0.24 * s)) ** 2 < 1
+            for f in range(4):  # fingers: capsules above the palm
+                fu = (-0.15 + 0.1 * f) * s
+                length = rng.uniform(0.25, 0.4) * s
+                in_finger = (np.abs(u - fu) < 0.045 * s) & (v < -0.1 * s) & (v > -0.1 * s - length)
+                shape |= in_finger
+            thumb = (np.abs(0.7 * (u - 0.2 * s) + 0.7 * (v + 0.05 * s)) < 0.05 * s) & (np.abs(-0.7 * (u - 0.2 * s) + 0.7 * (v + 0.05 * s)) < 0.2 * s)
+            shape |= thumb
+        else:
+            shape = (u / (0.3 * s)) ** 2 + (v / (0.22 * s)) ** 2 < 1
+        shade = 1.0 + rng.uniform(-0.25, 0.25) * u / 0.3 + rng.uniform(-0.25, 0.25) * v / 0.3
+        skin = skin_colour(rng)[None, None, :] * shade[..., None]
+        if hand:
+            for _ in range(int(rng.integers(2, 6))):  # creases: thin darker lines
+                c0, g = rng.uniform(-0.15, 0.15), rng.normal(0, 1, 2)
+                line = np.abs(g[0] * u + g[1] * v - c0) < 0.004 * np.hypot(*g)
+                skin[line] *= 0.8
+        alpha = ndimage.gaussian_filter(shape.astype(np.float32), rng.uniform(0.5, 2.5))[..., None]
+        out[i] = out[i] * (1 - alpha) + skin * alpha + rng.normal(0, rng.uniform(0, 5), (size, size, 3))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def largest_background_rect(lab, step=8):
+    """(y0, x0, y1, x1) on the label grid of the largest rectangle at least MIN_SIDE on a side,
+    no longer than MAX_ASPECT, whose cells are at least BG_SHARE background (ignored cells are
+    not background); None when there is none."""
+    bg = (lab == contract.CLASSES.index("background")).astype(np.float64)
+    ii = np.zeros((bg.shape[0] + 1, bg.shape[1] + 1))
+    ii[1:, 1:] = bg.cumsum(0).cumsum(1)
+    h, w = bg.shape
+    ys, xs = np.arange(0, h + 1, step), np.arange(0, w + 1, step)
+    best, best_area = None, 0
+    for y0 in ys:
+        for y1 in ys[ys >= y0 + MIN_SIDE]:
+            for x0 in xs:
+                x1 = xs[xs >= x0 + MIN_SIDE]
+                if not len(x1):
+                    continue
+                hh, ww = y1 - y0, x1 - x0
+                area = hh * ww
+                share = (ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]) / area
+                ok = (share >= BG_SHARE) & (np.maximum(hh, ww) <= MAX_ASPECT * np.minimum(hh, ww)) & (area > best_area)
+                if ok.any():
+                    j = int(np.argmax(np.where(ok, area, 0)))
+                    best, best_area = (int(y0), int(x0), int(y1), int(x1[j])), int(area[j])
+    return best
+
+
+def backdrops(real):
+    """{file: (person, crop uint8 at the model size)}: each labelled development photo's largest
+    background rectangle, cut from the photo at full resolution and resized as the analyser would."""
+    spec = {}
+    for f in LABEL_FILES:
+        spec.update(json.loads((Path(__file__).resolve().parent.parent / f).read_text())["photos"])
+    out = {}
+    for r in read_rows(real):
+        if r["file"] not in spec:
+            continue
+        img = Image.open(Path(real) / r["file"]).convert("RGB")
+        p = prepare_photo(img)
+        lab = label_mask(p, spec[r["file"]])
+        rect = largest_background_rect(lab)
+        if rect is None:
+            continue
+        y0, x0, y1, x1 = rect
+        sx, sy = img.width / p.shape[1], img.height / p.shape[0]
+        crop = img.crop((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)))
+        out[r["file"]] = (r["person"], prepare_photo(crop))
+    return out
+
+
+def renders(folder, every, limit):
+    from .data import load_photos
+
+    return load_photos(folder, contract.INPUT_SIZE, every=every)[:limit]
+
+
+# ---- the fit ---------------------------------------------------------------------------------
+
+def fit(X, y, w, l2=L2, iters=50):
+    """Weighted L2 logistic regression on standardised features (Newton's method). Returns
+    (mean, std, coef, bias) such that p = sigmoid(((X - mean) / std) @ coef + bias)."""
+    mean, std = X.mean(0), X.std(0) + 1e-6
+    Z = np.hstack([(X - mean) / std, np.ones((len(X), 1))])
+    w = w / w.sum() * len(w)
+    beta = np.zeros(Z.shape[1])
+    reg = np.full(Z.shape[1], l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(Z @ beta, -40, 40)))
+        grad = Z.T @ (w * (p - y)) + reg * beta
+        H = (Z * (w * p * (1 - p))[:, None]).T @ Z + np.diag(reg)
+        step = np.linalg.solve(H, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return mean, std, beta[:-1], beta[-1]
+
+
+def predict(params, X):
+    mean, std, coef, bias = params
+    return 1 / (1 + np.exp(-np.clip(((X - mean) / std) @ coef + bias, -40, 40)))
+
+
+def weights(groups):
+    """Each of the four groups (real photos, renders, generated, backdrops) carries a quarter of
+    the total weight, so positives and negatives weigh the same."""
+    groups = np.asarray(groups)
+    w = np.zeros(len(groups))
+    for g in np.unique(groups):
+        w[groups == g] = 1.0 / (groups == g).sum()
+    return w
+
+
+def training_set(feats_of, real_feats, persons, held_out, render_feats, gen_feats, bd_feats, bd_persons, leave_kind=None):
+    keep = [p not in held_out for p in persons]
+    keep_bd = [p not in held_out for p in bd_persons]
+    gen = [f for k, f in gen_feats.items() if k != leave_kind]
+    X = np.vstack([real_feats[keep], render_feats, *gen, bd_feats[keep_bd]])
+    y = np.concatenate([np.ones(sum(keep) + len(render_feats)), np.zeros(sum(len(g) for g in gen) + sum(keep_bd))])
+    groups = ["real"] * sum(keep) + ["render"] * len(render_feats) + ["generated"] * sum(len(g) for g in gen) + ["backdrop"] * sum(keep_bd)
+    return X, y, weights(groups)
+
+
+def cv(models, real, train_dir, val_dir, out):
+    rows = read_rows(real)
+    fold_of = folds(rows)
+    photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
+    persons = [r["person"] for r in rows]
+    bds = backdrops(real)
+    bd_files = sorted(bds)
+    bd_persons = [bds[f][0] for f in bd_files]
+    bd_photos = np.stack([bds[f][1] for f in bd_files])
+    train_renders = renders(train_dir, 20, N_RENDERS)
+    val_renders = renders(val_dir, 4, 300)
+    result = {"threshold": THRESHOLD, "l2": L2, "backdrops": len(bd_files), "folds": {}, "per_photo": {}, "per_backdrop": {}}
+    scores = {"real": np.zeros(len(rows)), "backdrop": np.zeros(len(bd_files))}
+    render_flagged, gen_flagged, left_out = [], {k: [] for k in KINDS}, {k: [] for k in KINDS}
+    for k in range(N_FOLDS):
+        held = {p for p, f in fold_of.items() if f == k}
+        fs = feature_session(Path(models) / f"fold{k}.onnx")
+        real_f = features(fs, photos)
+        bd_f = features(fs, bd_photos)
+        tr_f = features(fs, train_renders)
+        rng = np.random.default_rng(1000 + k)
+        gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in KINDS}
+        rng_test = np.random.default_rng(5000 + k)
+        gen_test = {kind: features(fs, generated(rng_test, kind, N_GENERATED_TEST)) for kind in KINDS}
+        val_f = features(fs, val_renders)
+        X, y, w = training_set(None, real_f, persons, held, tr_f, gen_f, bd_f, bd_persons)
+        params = fit(X, y, w)
+        mine = np.array([p in held for p in persons])
+        scores["real"][mine] = predict(params, real_f[mine])
+        mine_bd = np.array([p in held for p in bd_persons])
+        scores["backdrop"][mine_bd] = predict(params, bd_f[mine_bd])
+        render_flagged.append(float((predict(params, val_f) < THRESHOLD).mean()))
+        for kind in KINDS:
+            gen_flagged[kind].append(float((predict(params, gen_test[kind]) < THRESHOLD).mean()))
+            Xl, yl, wl = training_set(None, real_f, persons, held, tr_f, gen_f, bd_f, bd_persons, leave_kind=kind)
+            left_out[kind].append(float((predict(fit(Xl, yl, wl), gen_test[kind]) < THRESHOLD).mean()))
+        result["folds"][k] = {"men": sorted(held), "val_renders_flagged": render_flagged[-1],
+                              "generated_flagged": {kind: gen_flagged[kind][-1] for kind in KINDS}}
+        print(f"fold {k}: real flagged {int((scores['real'][mine] < THRESHOLD).sum())}/{mine.sum()}, "
+              f"backdrops flagged {int((scores['backdrop'][mine_bd] < THRESHOLD).sum())}/{mine_bd.sum()}, "
+              f"renders flagged {render_flagged[-1]:.3f}", flush=True)
+    flagged = scores["real"] < THRESHOLD
+    result["real_flagged"] = int(flagged.sum())
+    result["real_photos"] = len(rows)
+    result["real_flagged_files"] = [rows[i]["file"] for i in np.nonzero(flagged)[0]]
+    result["real_score_min"] = float(scores["real"].min())
+    result["backdrops_flagged"] = int((scores["backdrop"] < THRESHOLD).sum())
+    result["backdrops_missed_files"] = [bd_files[i] for i in np.nonzero(scores["backdrop"] >= THRESHOLD)[0]]
+    result["val_renders_flagged"] = float(np.mean(render_flagged))
+    result["generated_flagged"] = {k: float(np.mean(v)) for k, v in gen_flagged.items()}
+    result["generated_flagged_kind_left_out"] = {k: float(np.mean(v)) for k, v in left_out.items()}
+    result["per_photo"] = {rows[i]["file"]: float(scores["real"][i]) for i in range(len(rows))}
+    result["per_backdrop"] = {f: float(s) for f, s in zip(bd_files, scores["backdrop"])}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1))
+    sheet(bd_photos, scores["backdrop"], str(Path(out).with_suffix("")) + "_backdrops.png")
+    return result
+
+
+def sheet(photos, scores, path, cols=12, cell=96):
+    """The backdrop crops with their head scores (out/, never committed: they are cut from the
+    development photos)."""
+    from PIL import ImageDraw
+
+    rows = (len(photos) + cols - 1) // cols
+    img = Image.new("RGB", (cols * cell, rows * (cell + 14)), "white")
+    d = ImageDraw.Draw(img)
+    for i, (p, s) in enumerate(zip(photos, scores)):
+        x, y = (i % cols) * cell, (i // cols) * (cell + 14)
+        img.paste(Image.fromarray(p).resize((cell, cell)), (x, y))
+        d.text((x + 2, y + cell), f"{s:.2f}", fill="red" if s >= THRESHOLD else "black")
+    img.save(path)
+
+
+# ---- the shipped check -----------------------------------------------------------------------
+
+def attach(model_path, params, out_path, provenance):
+    """Writes the model with the check as output `head` (1 x 1): Flatten each pool, the class
+    means of `probs`, Concat, one MatMul and Add (the standardisation folded into them), Sigmoid.
+    Nothing before them changes, so `probs` and `density` are the same numbers as before."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    mean, std, coef, bias = params
+    m = onnx.load(str(model_path))
+    g = m.graph
+    if any(o.name == OUTPUT for o in g.output):
+        raise SystemExit(f"{model_path} already has a '{OUTPUT}' output")
+    names = pooled_outputs(m)
+    flat = []
+    for i, n in enumerate(names):
+        flat.append(f"/head/flat{i}")
+        g.node.append(helper.make_node("Flatten", [n], [flat[-1]], axis=1))
+    opset = max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
+    if opset >= 18:
+        g.initializer.append(numpy_helper.from_array(np.array([2, 3], np.int64), "/head/axes"))
+        g.node.append(helper.make_node("ReduceMean", ["probs", "/head/axes"], ["/head/class_means"], keepdims=0))
+    else:
+        g.node.append(helper.make_node("ReduceMean", ["probs"], ["/head/class_means"], axes=[2, 3], keepdims=0))
+    g.node.append(helper.make_node("Concat", flat + ["/head/class_means"], ["/head/features"], axis=1))
+    w = (coef / std).astype(np.float32)[:, None]
+    b = np.array([bias - float((coef * mean / std).sum())], np.float32)
+    g.initializer.append(numpy_helper.from_array(w, "/head/weight"))
+    g.initializer.append(numpy_helper.from_array(b, "/head/bias"))
+    g.node.append(helper.make_node("MatMul", ["/head/features", "/head/weight"], ["/head/logit0"]))
+    g.node.append(helper.make_node("Add", ["/head/logit0", "/head/bias"], ["/head/logit"]))
+    g.node.append(helper.make_node("Sigmoid", ["/head/logit"], [OUTPUT]))
+    g.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [1, 1]))
+    meta = {p.key: p for p in m.metadata_props}
+    for key, value in (("scalpmap.head_threshold", f"{THRESHOLD:.2f}"), ("scalpmap.head_check", provenance)):
+        entry = meta.get(key) or m.metadata_props.add()
+        entry.key, entry.value = key, value
+    outs = meta.get("scalpmap.outputs")
+    if outs is not None and OUTPUT not in outs.value:
+        outs.value += "; head: probability that the photo shows a head, Nx1 (under scalpmap.head_threshold: no scalp found)"
+    onnx.checker.check_model(m)
+    onnx.save(m, str(out_path) + ".tmp")
+    os.replace(str(out_path) + ".tmp", out_path)
+
+
+def fit_shipped(model, real, train_dir):
+    """The check for the shipped model: fit on every man, every backdrop and a fresh draw of every
+    generated kind, with the shipped model's own features."""
+    rows = read_rows(real)
+    photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
+    bds = backdrops(real)
+    fs = feature_session(model)
+    real_f = features(fs, photos)
+    bd_f = features(fs, np.stack([v[1] for _, v in sorted(bds.items())]))
+    tr_f = features(fs, renders(train_dir, 20, N_RENDERS))
+    rng = np.random.default_rng(999)
+    gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in KINDS}
+    X, y, w = training_set(None, real_f, [r["person"] for r in rows], set(), tr_f, gen_f, bd_f,
+                           [v[0] for _, v in sorted(bds.items())])
+    params = fit(X, y, w)
+    return params, {"real_training_scores_min": float(predict(params, real_f).min()),
+                    "photos": len(rows), "backdrops": len(bds), "renders": len(tr_f),
+                    "generated_per_kind": N_GENERATED}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cv", help="cross-validated figures of the head check")
+    c.add_argument("--models", required=True, help="a cv train folder (fold0.onnx ... fold6.onnx)")
+    c.add_argument("--real", default="../../shared/real/uze-dev")
+    c.add_argument("--train", default="data/train")
+    c.add_argument("--val", default="data/val")
+    c.add_argument("--out", required=True)
+    a = sub.add_parser("attach", help="fit the check on every man and write it into a model")
+    a.add_argument("--model", required=True)
+    a.add_argument("--real", default="../../shared/real/uze-dev")
+    a.add_argument("--train", default="data/train")
+    a.add_argument("--out", required=True)
+    args = ap.parse_args()
+    if not (Path(args.real) / "labels.csv").exists():
+        print(f"real photos not found at {args.real}: nothing to do")
+        return
+    if args.cmd == "cv":
+        r = cv(args.models, args.real, args.train, args.val, args.out)
+        print(json.dumps({k: v for k, v in r.items() if not k.startswith("per_") and k != "folds"}, indent=1))
+    else:
+        params, info = fit_shipped(args.model, args.real, args.train)
+        prov = (f"logistic regression (L2 {L2}) on the body's pools and class means; fit on the 105 development "
+                f"photos, {info['backdrops']} backdrops cut from them, {info['renders']} renders and "
+                f"{N_GENERATED} generated photos of each kind ({', '.join(KINDS)}); threshold {THRESHOLD}")
+        attach(args.model, params, args.out, prov)
+        print(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()
