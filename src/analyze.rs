@@ -148,7 +148,13 @@ pub fn analyze_corrected(
     .max(1);
     // With scar detection off, a pixel the model calls scar takes its next most probable class.
     let excluded = (!c.scar_detection).then_some(Class::Scar as u8);
-    let raw = ClassMap::new(mw, mh, out.classes_except(excluded).iter().copied().collect());
+    // The head check: a photo with no head in it is no scalp at all, never a bald one.
+    let no_head = out.no_head(c.head_threshold);
+    let raw = if no_head {
+        ClassMap::new(mw, mh, vec![Class::Background as u8; mw * mh])
+    } else {
+        ClassMap::new(mw, mh, out.classes_except(excluded).iter().copied().collect())
+    };
     let mut map = clean(&raw, min_cells, Class::COUNT);
     let marker = crate::marker::find_in_photo(&photo.image).map(|m| m.scaled(decoded_scale));
     if let Some(m) = &marker {
@@ -194,6 +200,8 @@ pub fn analyze_corrected(
     };
     let lum: Vec<f32> = rgb.iter().map(crate::model::segmenter::luma).collect();
     let mut q = quality::assess(&photo.image, &map, &lum);
+    // A practitioner's map stands over the check: they have looked at the photo.
+    q = quality::with_head_check(q, out.head, c.head_threshold, no_head && corrected.is_none());
     if corrected.is_some_and(|k| k.correction.state == ReviewState::Retake) {
         q.retake = true;
         q.reasons.push("marked for a retake at review".into());

@@ -29,6 +29,10 @@ pub struct Quality {
     pub scalp_fraction: f64,
     pub retake: bool,
     pub reasons: Vec<String>,
+    /// The model's head check: the probability that the photo shows a head (absent for a model
+    /// without the check). Under the model's threshold the photo is "no scalp found".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_score: Option<f64>,
 }
 
 impl Quality {
@@ -118,7 +122,26 @@ pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32]) -> Quality {
     } else if mean_luminance > BRIGHT_MIN_MEAN {
         reasons.push(format!("overexposed (mean {mean_luminance:.0}/255): reduce light or exposure"));
     }
-    Quality { sharpness, glare_fraction, mean_luminance, scalp_fraction, retake: !reasons.is_empty(), reasons }
+    Quality { sharpness, glare_fraction, mean_luminance, scalp_fraction, retake: !reasons.is_empty(), reasons, head_score: None }
+}
+
+/// Records the model's head check on an assessment; `no_head` (the score under the model's
+/// threshold) replaces the reasons about how much scalp is visible with why nothing was found.
+pub fn with_head_check(mut q: Quality, score: Option<f32>, threshold: Option<f32>, no_head: bool) -> Quality {
+    q.head_score = score.map(f64::from);
+    if no_head {
+        q.reasons.retain(|r| !r.starts_with("no scalp found") && !r.starts_with("scalp fills only"));
+        q.reasons.insert(
+            0,
+            format!(
+                "no scalp found: the model sees no head in the photo (head score {:.2}, under {:.2}): photograph the head, scalp filling most of the frame",
+                score.unwrap_or(0.0),
+                threshold.unwrap_or(0.0)
+            ),
+        );
+        q.retake = true;
+    }
+    q
 }
 
 #[cfg(test)]
@@ -154,5 +177,24 @@ mod tests {
         let q = assess(&photo, &ClassMap::new(10, 10, few), &luminance(&photo, 10, 10));
         assert!(q.reasons.iter().any(|r| r.contains("move closer")), "{:?}", q.reasons);
         assert!(!q.reasons.iter().any(|r| r.contains("no scalp found")));
+    }
+
+    #[test]
+    fn the_head_check_says_why_nothing_was_measured_and_a_pass_changes_nothing() {
+        let photo = RgbImage::from_fn(20, 20, |x, y| image::Rgb([((x * 37 + y * 91) % 256) as u8, 100, 100]));
+        let lum = luminance(&photo, 10, 10);
+        let empty = assess(&photo, &ClassMap::new(10, 10, vec![0; 100]), &lum);
+        let q = with_head_check(empty, Some(0.031), Some(0.5), true);
+        assert!(q.retake && q.no_scalp());
+        assert_eq!(q.head_score, Some(0.031f32 as f64));
+        let found: Vec<&String> = q.reasons.iter().filter(|r| r.starts_with("no scalp found")).collect();
+        assert_eq!(found.len(), 1, "one reason, not two: {:?}", q.reasons);
+        assert!(found[0].contains("no head") && found[0].contains("0.03") && found[0].contains("0.50"), "{}", found[0]);
+        let scalp = assess(&photo, &ClassMap::new(10, 10, vec![1; 100]), &lum);
+        let passed = with_head_check(scalp.clone(), Some(0.97), Some(0.5), false);
+        assert_eq!(passed.reasons, scalp.reasons);
+        assert_eq!(passed.retake, scalp.retake);
+        assert_eq!(passed.head_score, Some(0.97f32 as f64));
+        assert_eq!(with_head_check(scalp.clone(), None, None, false), scalp, "a model without the check");
     }
 }

@@ -15,6 +15,8 @@ fn committed_model_declares_the_contract() {
     assert!(!c.model_version.is_empty());
     assert_eq!(c.training_data_sha256.len(), 64);
     assert!(common::model_bytes().len() < 8_000_000, "the shipped model stays under 8 MB");
+    let t = c.head_threshold.expect("the shipped model has the head check");
+    assert!(t > 0.0 && t <= 0.5, "threshold {t}");
 }
 
 #[test]
@@ -47,6 +49,7 @@ fn predictions_on_samples_match_their_truth() {
         let photo = image::open(dir.join(&truth.files.photo)).unwrap().to_rgb8();
         let labels = image::open(dir.join(&truth.files.labels)).unwrap().to_luma8();
         let out = seg.segment(&photo).unwrap();
+        assert!(!out.no_head(seg.contract().head_threshold), "{}: the head check finds no head ({:?})", truth.name, out.head);
         let pred = out.classes();
         let (h, w) = pred.dim();
         // Truth at the model's resolution: the label at each output pixel's centre.

@@ -313,7 +313,6 @@ fn a_photo_without_scalp_is_listed_but_left_out_of_the_fusion() {
 }
 
 #[test]
-#[ignore = "open: models 0.5.0 and 0.6.0 read a flat beige wall as bare scalp (training/DECISIONS.md, run 2)"]
 fn a_view_with_no_head_is_left_out_of_the_plan_and_the_models_cut_points_are_used() {
     let input = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();

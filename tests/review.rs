@@ -12,29 +12,14 @@ use base64::Engine;
 use scalpmap::model::BackendChoice;
 use scalpmap::review::server::{ReviewConfig, ReviewServer, MAX_BODY};
 
+mod common;
+
 const TOP: &str = "synth-2026-00505_synth-2026-00505-top";
 const FRONT: &str = "synth-2026-00505_synth-2026-00505-front";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A `plan` output folder for the sample patient (photos copied into `dir/in/`).
+/// A `plan` output folder for the sample patient.
 fn planned(dir: &Path) -> PathBuf {
-    let input = dir.join("in").join("synth-2026-00505");
-    std::fs::create_dir_all(&input).unwrap();
-    for e in std::fs::read_dir(repo().join("samples/synth-2026-00505")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), input.join(e.file_name())).unwrap();
-    }
-    let out = dir.join("out");
-    let o = assert_cmd::Command::cargo_bin("scalpmap")
-        .unwrap()
-        .args(["plan", dir.join("in").to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tract", "--jobs", "2"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out
+    common::planned_sample(dir)
 }
 
 fn start(out: &Path, photos: Vec<PathBuf>) -> ReviewServer {

@@ -8,16 +8,15 @@
 //! passes, unless SCALPMAP_E2E=require (as `.ci/run` sets), where their absence fails it.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::repo;
+
 const TOP: &str = "synth-2026-00505_synth-2026-00505-top";
 const FRONT: &str = "synth-2026-00505_synth-2026-00505-front";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
@@ -50,19 +49,8 @@ fn a_practitioner_corrects_a_map_in_chromium_and_the_plan_follows() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let input = d.path().join("in/synth-2026-00505");
-    std::fs::create_dir_all(&input).unwrap();
-    for e in std::fs::read_dir(repo().join("samples/synth-2026-00505")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), input.join(e.file_name())).unwrap();
-    }
-    let out = d.path().join("out");
+    let out = common::planned_sample(d.path());
     let bin = assert_cmd::cargo::cargo_bin("scalpmap");
-    let o = Command::new(&bin)
-        .args(["plan", d.path().join("in").to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tract"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let top_before = read_json(&out.join(format!("{TOP}.json")));
     let patient_before = read_json(&out.join("patients/synth-2026-00505.json"));
 

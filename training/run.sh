@@ -6,8 +6,8 @@
 # the PyPI mediapipe 0.10.14 wheel (checked by sha256) and check the PyTorch replay of it against
 # Google's interpreter; train one model per cross-validation fold and one on all 21 men; score every
 # development photo by the model that did not see its man (and the previous model the same way);
-# export the all-men model with its cross-validated Norwood cut points; write
-# the card. REAL (default ../../shared/real/uze-dev) must hold the development photos.
+# export the all-men model with its cross-validated Norwood cut points; score and attach the head
+# check; write the card. REAL (default ../../shared/real/uze-dev) must hold the development photos.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -42,6 +42,11 @@ git -C .. show "$PREVIOUS:models/scalpmap-seg.onnx" > out/previous.onnx
 cp "$out/foldall$VARIANT.reference.json" ../models/scalpmap-seg.reference.json
 cp data/pretrained/MEDIAPIPE_LICENSE ../models/MEDIAPIPE_LICENSE
 cp data/pretrained/selfie_provenance.json ../models/selfie_provenance.json
+# The head check (DECISIONS.md run 6): cross-validated with the fold models, then fit on every man
+# and written into the shipped model as its output `head` (probs and density unchanged).
+"$PY" -m scalpmap_train.headgate cv --models "$out" --real "$REAL" --out "$out/headgate.json"
+"$PY" -m scalpmap_train.headgate attach --model ../models/scalpmap-seg.onnx --real "$REAL" --version 0.6.1 \
+    --reference ../models/scalpmap-seg.reference.json --out ../models/scalpmap-seg.onnx
 "$PY" -m scalpmap_train.cv synth --model ../models/scalpmap-seg.onnx --val data/val --out "$out/synth.json"
 "$PY" -m scalpmap_train.cv synth --model out/previous.onnx --val data/val --out out/previous-synth.json
 # The shipped recipe trained again with seed 8 (DECISIONS.md, run 4), when its figures are here.
@@ -49,5 +54,6 @@ seeds=()
 if [ -f "$out-seed8/cv.json" ]; then seeds=(--other-seed 8 "$out-seed8/cv.json"); fi
 "$PY" -m scalpmap_train.card --model ../models/scalpmap-seg.onnx --train "$out/foldall.pt.json" \
     --check "$out/foldall$VARIANT.check.json" --cv "$out/cv.json" --synth "$out/synth.json" \
-    --previous-cv out/previous-cv.json --previous-synth out/previous-synth.json "${seeds[@]}" --out ../models/MODEL_CARD.md
+    --previous-cv out/previous-cv.json --previous-synth out/previous-synth.json "${seeds[@]}" \
+    --headgate "$out/headgate.json" --out ../models/MODEL_CARD.md
 echo "wrote models/scalpmap-seg.onnx and models/MODEL_CARD.md"

@@ -30,6 +30,10 @@ pub struct ModelContract {
     /// The Norwood cut points on the top view's fraction to cover that were fit for this
     /// model's maps (`scalpmap.norwood_top_upper`, six increasing numbers), if it carries them.
     pub norwood_top_upper: Option<Vec<f64>>,
+    /// The head check's threshold (`scalpmap.head_threshold`), when the model has one: the
+    /// model then has a third output `head` (1 x 1, the probability that the photo shows a
+    /// head), and a photo scored under this is "no scalp found", never a bald scalp.
+    pub head_threshold: Option<f32>,
 }
 
 /// Why a model file was refused.
@@ -101,8 +105,21 @@ impl ModelContract {
                 Err(_) => None,
                 Ok(s) => Some(cut_points(s)?),
             },
+            head_threshold: match get("scalpmap.head_threshold") {
+                Err(_) => None,
+                Ok(s) => Some(head_threshold(s)?),
+            },
         })
     }
+}
+
+/// A probability strictly between 0 and 1.
+fn head_threshold(s: &str) -> Result<f32, ContractError> {
+    let t = floats::<1>(s, "scalpmap.head_threshold")?[0];
+    if !(t > 0.0 && t < 1.0) {
+        return Err(ContractError::Invalid { key: "scalpmap.head_threshold", why: format!("'{s}' must be a probability between 0 and 1") });
+    }
+    Ok(t)
 }
 
 /// Six increasing fractions in [0, 1], comma-separated.
@@ -162,6 +179,7 @@ mod tests {
         assert_eq!(c.classes.len(), 5);
         assert!(c.scar_detection, "scar detection is on unless the model says off");
         assert_eq!(c.norwood_top_upper, None);
+        assert_eq!(c.head_threshold, None, "a model without the head check has none");
     }
 
     #[test]
@@ -182,6 +200,14 @@ mod tests {
         assert!(err("scalpmap.scar_detection", "maybe").contains("neither on nor off"));
         assert!(err("scalpmap.norwood_top_upper", "0.5,0.4,0.6,0.7,0.8,0.9").contains("non-decreasing"));
         assert!(err("scalpmap.norwood_top_upper", "0.1,0.2").contains("expected 6"));
+        let mut meta = GOOD.to_vec();
+        meta.push(("scalpmap.head_threshold", "0.2718"));
+        assert_eq!(ModelContract::from_onnx(&model_bytes(&meta)).unwrap().head_threshold, Some(0.2718));
+        for bad in ["0", "1", "-0.5", "NaN", "half"] {
+            let mut m = GOOD.to_vec();
+            m.push(("scalpmap.head_threshold", bad));
+            assert!(ModelContract::from_onnx(&model_bytes(&m)).unwrap_err().to_string().contains("head_threshold"), "{bad}");
+        }
     }
 
     #[test]

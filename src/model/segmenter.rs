@@ -29,9 +29,17 @@ pub struct Segmentation {
     pub probs: Array3<f32>,
     /// H x W, hairs per cm² of scalp.
     pub density: Array2<f32>,
+    /// The head check's probability that the photo shows a head, when the model has one.
+    pub head: Option<f32>,
 }
 
 impl Segmentation {
+    /// Whether the model's head check says there is no head in the photo (never for a model
+    /// without the check).
+    pub fn no_head(&self, threshold: Option<f32>) -> bool {
+        matches!((self.head, threshold), (Some(h), Some(t)) if h < t)
+    }
+
     /// The most probable class per pixel (H x W, class ids).
     pub fn classes(&self) -> Array2<u8> {
         self.classes_except(None)
@@ -84,7 +92,7 @@ impl Segmenter {
         // tract runs the unoptimised graph: 355 instead of ~140 ms per image in a batch here.
         let mut builder = builder.with_optimization_level(GraphOptimizationLevel::All).unwrap_or_else(|e| e.recover());
         let session = builder.commit_from_memory(model).map_err(|e| InferenceError::Load(e.to_string()))?;
-        check_io(&session)?;
+        check_io(&session, contract.head_threshold.is_some())?;
         Ok(Segmenter { session, contract })
     }
 
@@ -116,6 +124,21 @@ impl Segmenter {
         if probs.iter().chain(dens.iter()).any(|v| !v.is_finite()) {
             return Err(InferenceError::Contract("the model produced NaN or infinite values".into()));
         }
+        let head = match c.head_threshold {
+            None => None,
+            Some(_) => {
+                let h = outputs["head"].try_extract_array::<f32>().map_err(|e| InferenceError::Contract(format!("output 'head': {e}")))?;
+                match h.iter().copied().collect::<Vec<f32>>()[..] {
+                    [v] if (0.0..=1.0).contains(&v) => Some(v),
+                    _ => {
+                        return Err(InferenceError::Contract(format!(
+                            "output 'head' must be one probability, got shape {:?}",
+                            h.shape()
+                        )))
+                    }
+                }
+            }
+        };
         let probs = probs.index_axis(Axis(0), 0).to_owned().into_dimensionality().map_err(|e| InferenceError::Contract(e.to_string()))?;
         let density = dens
             .index_axis(Axis(0), 0)
@@ -123,16 +146,21 @@ impl Segmenter {
             .mapv(|v| v * c.density_unit)
             .into_dimensionality()
             .map_err(|e| InferenceError::Contract(e.to_string()))?;
-        Ok(Segmentation { probs, density })
+        Ok(Segmentation { probs, density, head })
     }
 }
 
-fn check_io(session: &Session) -> Result<(), InferenceError> {
+fn check_io(session: &Session, head_check: bool) -> Result<(), InferenceError> {
     let ins: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
     let outs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
     if ins != ["image"] || !outs.contains(&"probs") || !outs.contains(&"density") {
         return Err(InferenceError::Contract(format!(
             "inputs {ins:?} and outputs {outs:?}; scalpmap needs input 'image' and outputs 'probs', 'density'"
+        )));
+    }
+    if head_check && !outs.contains(&"head") {
+        return Err(InferenceError::Contract(format!(
+            "the metadata sets scalpmap.head_threshold but the outputs {outs:?} have no 'head'"
         )));
     }
     Ok(())
@@ -234,6 +262,7 @@ mod tests {
             training_data_sha256: String::new(),
             scar_detection: true,
             norwood_top_upper: None,
+            head_threshold: None,
         }
     }
 
@@ -241,7 +270,7 @@ mod tests {
     fn a_class_switched_off_is_never_the_answer() {
         // Two pixels; the second's most probable class is scar (4), its next bare (3).
         let probs = Array3::from_shape_vec((5, 1, 2), vec![0.1, 0.0, 0.6, 0.1, 0.1, 0.1, 0.1, 0.3, 0.1, 0.5]).unwrap();
-        let s = Segmentation { probs, density: Array2::zeros((1, 2)) };
+        let s = Segmentation { probs, density: Array2::zeros((1, 2)), head: None };
         assert_eq!(s.classes().into_raw_vec_and_offset().0, vec![1, 4]);
         assert_eq!(s.classes_except(Some(4)).into_raw_vec_and_offset().0, vec![1, 3]);
     }

@@ -1,15 +1,33 @@
-//! Helpers shared by the model tests: the committed model, its PyTorch reference outputs, and
-//! the formula input both sides compute identically.
+//! Helpers shared by the tests: the committed model, its PyTorch reference outputs, the formula
+//! input both sides compute identically, and a planned copy of the sample patient.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ndarray::Array4;
 use scalpmap::model::{backend, BackendChoice, ModelContract, Segmenter};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `plan` output folder for the sample patient (its photos copied into `dir/in/`): `dir/out`.
+pub fn planned_sample(dir: &Path) -> PathBuf {
+    let input = dir.join("in").join("synth-2026-00505");
+    std::fs::create_dir_all(&input).unwrap();
+    for e in std::fs::read_dir(repo().join("samples/synth-2026-00505")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), input.join(e.file_name())).unwrap();
+    }
+    let out = dir.join("out");
+    let o = assert_cmd::Command::cargo_bin("scalpmap")
+        .unwrap()
+        .args(["plan", dir.join("in").to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tract", "--jobs", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
 }
 
 pub fn model_bytes() -> Vec<u8> {
@@ -22,6 +40,10 @@ pub struct Reference {
     pub points: Vec<[usize; 2]>,
     pub probs: Vec<Vec<f32>>,
     pub density: Vec<f32>,
+    /// The head check's output on the formula input (ONNX Runtime's, from training), when the
+    /// model has the check.
+    #[serde(default)]
+    pub head: Option<f32>,
 }
 
 pub fn reference() -> Reference {
@@ -40,7 +62,8 @@ pub fn segmenter(choice: BackendChoice) -> Result<Segmenter, String> {
     Segmenter::new(&bytes, contract, 1).map_err(|e| e.to_string())
 }
 
-/// Largest absolute difference between the engine's outputs and PyTorch's at the reference points.
+/// Largest absolute difference between the engine's outputs and PyTorch's at the reference points
+/// (and ONNX Runtime's head check, from training).
 pub fn max_diff_to_reference(seg: &mut Segmenter) -> f32 {
     let r = reference();
     let size = seg.contract().input_width;
@@ -52,6 +75,11 @@ pub fn max_diff_to_reference(seg: &mut Segmenter) -> f32 {
             worst = worst.max((out.probs[[k, *y, *x]] - want).abs());
         }
         worst = worst.max((out.density[[*y, *x]] / unit - r.density[i]).abs());
+    }
+    // The head check, when the model has it: the reference must have its value too.
+    if seg.contract().head_threshold.is_some() {
+        let want = r.head.expect("the reference has the head check's output");
+        worst = worst.max((out.head.expect("the model has a head output") - want).abs());
     }
     worst
 }

@@ -119,9 +119,48 @@ def synth_lines(s, prev):
     return lines
 
 
-def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, other_seeds=()):
-    """The card, from the JSON results (prev_*: the model it replaces, scored the same way; may be None)."""
+def model_meta(model):
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(model).metadata_props}
+
+
+def head_lines(h, threshold):
+    """The head check's cross-validated figures (headgate.py's JSON), or what happens without it."""
+    if h is None:
+        return ["- Photos without a head: a flat beige wall is read as bare scalp and a wooden floor as scalp (a photo in which",
+                "  the model finds no scalp is a retake and left out of the plan, but this model finds scalp in them). Training",
+                "  with generated walls and floors made every real-photo figure worse (`training/DECISIONS.md`, run 2)."]
+    g, lo = h["generated_flagged"], h["generated_flagged_kind_left_out"]
+    kinds = ", ".join(f"{k} {g[k]:.0%}" for k in h["train_kinds"])
+    return [
+        f"A separate whole-photo answer, the output `head` (`training/scalpmap_train/headgate.py`, DECISIONS.md run 6): a",
+        "logistic regression on the body's global pools and the mean class probabilities, which leaves `probs` and",
+        f"`density` unchanged. Under its threshold ({threshold:.3f}) a photo is \"no scalp found\", a retake left out of the",
+        "plan, with nothing measured on it. It learnt from the development photos and renders (a head) and from generated",
+        "walls, floors, noise, textiles, blobs and hands (none). Cross-validated by person as above (each fold's check fit",
+        "with that fold's model on the other men; its threshold set on their inner out-of-fold scores):", "",
+        "| photos | sent back as \"no scalp found\" |", "|---|---|",
+        f"| development photos (105, held-out men) | {h['real_flagged']} (lowest score {h['real_score_min']:.2f}) |",
+        f"| unseen renders ({h['val_renders']}, each fold) | {h['val_renders_flagged']:.1%} |",
+        f"| generated photos of the trained kinds, fresh draws | {kinds} |",
+        f"| the same, each kind left out of the fit | {', '.join(f'{k} {lo[k]:.0%}' for k in h['train_kinds'])} |",
+        f"| skin-coloured ellipses (never trained on: a bald crown filling the frame is one) | {g['skin ellipse']:.0%} |",
+        f"| close crops of faces, ears, necks and beards of held-out men, no scalp in them (either answer defensible) | "
+        f"{h['head_parts_flagged']} of {h['head_parts']} |", "",
+        "No real photo of a wall, a floor or a hand was available: the generated ones stand in for them, and how the",
+        "check does on real ones is not measured.",
+    ]
+
+
+def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, other_seeds=(), headgate=None):
+    """The card, from the JSON results (prev_*: the model it replaces, scored the same way; may be None;
+    headgate: the head check's cross-validated figures, when the model has the check)."""
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
+    meta = model_meta(model)
+    threshold = float(meta["scalpmap.head_threshold"]) if "scalpmap.head_threshold" in meta else None
+    if (threshold is None) != (headgate is None):
+        raise SystemExit("the head check's figures (--headgate) go with a model that has the check, and only then")
     size = os.path.getsize(model)
     real = train.get("real_labels") or {}
     cuts = cv["staging"]["cut_points_all_men"]
@@ -129,7 +168,7 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, 
     pp = prev_synth.get("speed") if prev_synth else None
     lines = [
         "# scalpmap-seg model card", "",
-        f"`models/scalpmap-seg.onnx`: version {contract.version_for(train)}, {size / 1e6:.2f} MB, sha256 `{sha}`.", "",
+        f"`models/scalpmap-seg.onnx`: version {meta['scalpmap.model_version']}, {size / 1e6:.2f} MB, sha256 `{sha}`.", "",
         "Maps every pixel of a scalp photo (whole photo resized to 256x256) to background / hair / thinning / bare / scar",
         "and estimates follicle density. Its body is Google's MediaPipe selfie segmentation network, trained on a large",
         "set of real photos of people, fine-tuned here on `scalpmap synth` renders and coarse labels of real photos.",
@@ -155,7 +194,8 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, 
         f"{train['params']:,} parameters. Rebuild: `bash training/run.sh`.", "",
         "## Contract (also in the ONNX `metadata_props`)", "",
         f"- input `image` 1x3x256x256, RGB, pixel/255 then (x - mean) / std, mean {contract.MEAN}, std {contract.STD}",
-        f"- outputs `probs` (softmax over {', '.join(contract.CLASSES)}) and `density` (hairs/cm² / {contract.DENSITY_UNIT:g})",
+        f"- outputs `probs` (softmax over {', '.join(contract.CLASSES)}) and `density` (hairs/cm² / {contract.DENSITY_UNIT:g})"
+        + (f"; `head` (1x1, the probability that the photo shows a head; `scalpmap.head_threshold` {threshold:.4f})" if threshold else ""),
         f"- operators: {', '.join(check['ops'])}; opset {contract.OPSET}; fixed shape",
         f"- Norwood cut points on the top view's fraction to cover, fit on all 21 men's out-of-fold fractions: "
         f"{', '.join(f'{c:.3f}' for c in cuts)} (`scalpmap.norwood_top_upper`; `plan` uses them unless a clinic's rules set them)",
@@ -180,6 +220,7 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, 
         *targets(cv), "",
         "## Synthetic photos", "",
         *synth_lines(synth["synthetic"], prev_synth["synthetic"] if prev_synth else None), "",
+        *((["## No head, no plan", "", *head_lines(headgate, threshold), ""]) if headgate else []),
         "## Speed (this machine, median of single-photo runs at 256x256)", "",
         f"ONNX Runtime {sp.get('onnxruntime_ms_1_threads', float('nan')):.1f} ms on 1 thread, "
         f"{sp.get('onnxruntime_ms_2_threads', float('nan')):.1f} ms on 2; tract {sp.get('tract_ms', float('nan')):.1f} ms"
@@ -191,9 +232,8 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, 
         "  is their least repeatable class (IoU 0.63 between two labelling passes); on renders it is the weakest class.",
         "- 21 men, one labeller, one data set of phone photos stretched to 640x640: the intervals above are wide, and",
         "  photos unlike these (dermoscopy, clinic lighting, women, children, very dark skin) are not measured.",
-        "- Photos without a head: a flat beige wall is read as bare scalp and a wooden floor as scalp (a photo in which",
-        "  the model finds no scalp is a retake and left out of the plan, but this model finds scalp in them). Training",
-        "  with generated walls and floors made every real-photo figure worse (`training/DECISIONS.md`, run 2).",
+        *(head_lines(None, None) if headgate is None else
+          ["- Photos without a head are told apart by the head check above, measured on generated stand-ins only."]),
         "- Renders: its squeeze-and-excitation pools take in the whole photo, so a render's backdrop moves its reading",
         "  of the scalp: four seed-77 top views read 0.02-0.09 apart at 512 px and at 12 MP, where the renderer draws",
         "  another backdrop (0.1.1: within 0.06).",
@@ -213,12 +253,13 @@ def main():
     ap.add_argument("--previous-synth", default=None)
     ap.add_argument("--provenance", default="../models/selfie_provenance.json")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--headgate", default=None, help="headgate cv's JSON, for a model with the head check")
     ap.add_argument("--other-seed", nargs=2, action="append", default=[], metavar=("SEED", "CV_JSON"),
                     help="the same recipe's fold models trained with another seed: its seed and cv score JSON")
     a = ap.parse_args()
     load = lambda p: json.load(open(p)) if p else None
     write(a.model, load(a.train), load(a.check), load(a.cv), load(a.synth), load(a.previous_cv), load(a.previous_synth),
-          a.out, load(a.provenance), [(int(k), load(p)) for k, p in a.other_seed])
+          a.out, load(a.provenance), [(int(k), load(p)) for k, p in a.other_seed], load(a.headgate))
 
 
 if __name__ == "__main__":

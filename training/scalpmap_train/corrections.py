@@ -124,6 +124,16 @@ def retrain(corrections, photo_dirs, out, data, real, steps=None, seed=7):
     Path(state + ".json").write_text(json.dumps(info, indent=1))
     m, reference = export.export(state, str(out) + ".tmp", info)
     export.check(m, str(out) + ".tmp", reference, contract.input_size(info))
+    if real_pair:
+        # The head check, fit again on this model's own features (headgate.py, DECISIONS.md run 6).
+        from . import headgate
+
+        params, threshold, _ = headgate.fit_shipped(str(out) + ".tmp", real, data)
+        headgate.attach(str(out) + ".tmp", (params, threshold), str(out) + ".tmp",
+                        "headgate.py fit on this retrained model (corrections.py)", contract.version_for(info))
+    else:
+        print("the development photos are not here: the retrained model has no head check, so a photo without a "
+              "head is read as scalp")
     os.replace(str(out) + ".tmp", out)
     print(f"{out}: model {contract.version_for(info)}, {info['corrections']['photos']} corrected photos")
 

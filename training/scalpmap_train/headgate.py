@@ -44,13 +44,16 @@ from .real_labels import mask as label_mask
 # Fixed before any figure was seen (DECISIONS.md, run 5).
 THRESHOLD = 0.5
 L2 = 1.0
-N_RENDERS = 600          # training renders per fit (every 20th of data/train)
+N_RENDERS = 2000         # training renders per fit (the first of data/train)
 N_GENERATED = 100        # generated photos per kind per fit
 N_GENERATED_TEST = 50    # fresh ones per kind per fold, to score
 MIN_SIDE = 80            # a backdrop crop is at least this many cells of the 256 grid on each side
 MAX_ASPECT = 2.5
 BG_SHARE = 0.98
 KINDS = ["wall", "floor", "noise", "textile", "blobs", "hand", "skin ellipse"]
+# Run 6: skin ellipses are what a bald crown filling the frame looks like; they are scored, never fit.
+TRAIN_KINDS = KINDS[:6]
+MAX_FALSE_RETAKES = 0.01
 OUTPUT = "head"
 
 
@@ -201,10 +204,11 @@ def backdrops(real):
     return out
 
 
-def renders(folder, every, limit):
-    from .data import load_photos
-
-    return load_photos(folder, contract.INPUT_SIZE, every=every)[:limit]
+def renders(folder, limit):
+    """The first `limit` renders of a `scalpmap synth` folder, at the model size."""
+    folder = Path(folder)
+    truths = sorted(folder.glob("*.json"))[:limit]
+    return np.stack([prepare_photo(Image.open(folder / json.loads(p.read_text())["files"]["photo"])) for p in truths])
 
 
 # ---- the fit ---------------------------------------------------------------------------------
@@ -235,81 +239,106 @@ def predict(params, X):
 
 
 def weights(groups):
-    """Each of the four groups (real photos, renders, generated, backdrops) carries a quarter of
-    the total weight, so positives and negatives weigh the same."""
+    """Each group (real photos, renders, generated photos) carries the same total weight, and
+    positives and negatives weigh the same: real photos and renders a quarter each, the
+    generated photos half."""
     groups = np.asarray(groups)
+    share = {"real": 0.25, "render": 0.25, "generated": 0.5}
     w = np.zeros(len(groups))
     for g in np.unique(groups):
-        w[groups == g] = 1.0 / (groups == g).sum()
+        w[groups == g] = share[g] / (groups == g).sum()
     return w
 
 
-def training_set(feats_of, real_feats, persons, held_out, render_feats, gen_feats, bd_feats, bd_persons, leave_kind=None):
-    keep = [p not in held_out for p in persons]
-    keep_bd = [p not in held_out for p in bd_persons]
-    gen = [f for k, f in gen_feats.items() if k != leave_kind]
-    X = np.vstack([real_feats[keep], render_feats, *gen, bd_feats[keep_bd]])
-    y = np.concatenate([np.ones(sum(keep) + len(render_feats)), np.zeros(sum(len(g) for g in gen) + sum(keep_bd))])
-    groups = ["real"] * sum(keep) + ["render"] * len(render_feats) + ["generated"] * sum(len(g) for g in gen) + ["backdrop"] * sum(keep_bd)
-    return X, y, weights(groups)
+def stack(real_f, render_f, gen_f, kinds):
+    """Features, labels (1: a head) and weights of one fit."""
+    gen = [gen_f[k] for k in kinds]
+    n_gen = sum(len(g) for g in gen)
+    X = np.vstack([real_f, render_f, *gen])
+    y = np.concatenate([np.ones(len(real_f) + len(render_f)), np.zeros(n_gen)])
+    return X, y, weights(["real"] * len(real_f) + ["render"] * len(render_f) + ["generated"] * n_gen)
+
+
+def fit_with_threshold(real_f, real_groups, render_f, gen_f, leave_kind=None):
+    """The check fit on these photos, and its threshold: THRESHOLD, or lower where that would
+    send back more than 1 % of the real photos or renders, judged on inner out-of-fold scores
+    (real photos by `real_groups`, each inner fold's share of the renders, and of each
+    generated kind, left out with it). Returns (params, threshold)."""
+    gen_f = {k: v for k, v in gen_f.items() if k != leave_kind}
+    kinds = [k for k in TRAIN_KINDS if k in gen_f]
+    groups = sorted(set(real_groups))
+    real_groups = np.asarray(real_groups)
+    oof_real, oof_render = np.zeros(len(real_f)), np.zeros(len(render_f))
+    render_group = np.arange(len(render_f)) % len(groups)
+    for j, g in enumerate(groups):
+        tr = {k: gen_f[k][np.arange(len(gen_f[k])) % len(groups) != j] for k in kinds}
+        params = fit(*stack(real_f[real_groups != g], render_f[render_group != j], tr, kinds))
+        oof_real[real_groups == g] = predict(params, real_f[real_groups == g])
+        oof_render[render_group == j] = predict(params, render_f[render_group == j])
+    threshold = min(THRESHOLD, float(np.quantile(oof_real, MAX_FALSE_RETAKES)), float(np.quantile(oof_render, MAX_FALSE_RETAKES)))
+    return fit(*stack(real_f, render_f, gen_f, kinds)), threshold
 
 
 def cv(models, real, train_dir, val_dir, out):
     rows = read_rows(real)
     fold_of = folds(rows)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
-    persons = [r["person"] for r in rows]
+    persons = np.array([r["person"] for r in rows])
     bds = backdrops(real)
     bd_files = sorted(bds)
-    bd_persons = [bds[f][0] for f in bd_files]
+    bd_persons = np.array([bds[f][0] for f in bd_files])
     bd_photos = np.stack([bds[f][1] for f in bd_files])
-    train_renders = renders(train_dir, 20, N_RENDERS)
-    val_renders = renders(val_dir, 4, 300)
-    result = {"threshold": THRESHOLD, "l2": L2, "backdrops": len(bd_files), "folds": {}, "per_photo": {}, "per_backdrop": {}}
-    scores = {"real": np.zeros(len(rows)), "backdrop": np.zeros(len(bd_files))}
-    render_flagged, gen_flagged, left_out = [], {k: [] for k in KINDS}, {k: [] for k in KINDS}
+    train_renders = renders(train_dir, N_RENDERS)
+    val_renders = renders(val_dir, 300)
+    result = {"threshold_rule": f"min({THRESHOLD}, 1 % quantiles of inner out-of-fold scores)", "l2": L2,
+              "train_kinds": TRAIN_KINDS, "renders": len(train_renders), "val_renders": len(val_renders), "folds": {}}
+    scores = {"real": np.zeros(len(rows)), "head_parts": np.zeros(len(bd_files))}
+    flagged = {"real": np.zeros(len(rows), bool), "head_parts": np.zeros(len(bd_files), bool)}
+    render_flagged, gen_flagged, left_out = [], {k: [] for k in KINDS}, {k: [] for k in TRAIN_KINDS}
     for k in range(N_FOLDS):
         held = {p for p, f in fold_of.items() if f == k}
         fs = feature_session(Path(models) / f"fold{k}.onnx")
         real_f = features(fs, photos)
         bd_f = features(fs, bd_photos)
         tr_f = features(fs, train_renders)
+        val_f = features(fs, val_renders)
         rng = np.random.default_rng(1000 + k)
-        gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in KINDS}
+        gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in TRAIN_KINDS}
         rng_test = np.random.default_rng(5000 + k)
         gen_test = {kind: features(fs, generated(rng_test, kind, N_GENERATED_TEST)) for kind in KINDS}
-        val_f = features(fs, val_renders)
-        X, y, w = training_set(None, real_f, persons, held, tr_f, gen_f, bd_f, bd_persons)
-        params = fit(X, y, w)
-        mine = np.array([p in held for p in persons])
+        mine = np.isin(persons, list(held))
+        inner = np.array([fold_of[p] for p in persons[~mine]])
+        params, t = fit_with_threshold(real_f[~mine], inner, tr_f, gen_f)
         scores["real"][mine] = predict(params, real_f[mine])
-        mine_bd = np.array([p in held for p in bd_persons])
-        scores["backdrop"][mine_bd] = predict(params, bd_f[mine_bd])
-        render_flagged.append(float((predict(params, val_f) < THRESHOLD).mean()))
+        flagged["real"][mine] = scores["real"][mine] < t
+        mine_bd = np.isin(bd_persons, list(held))
+        scores["head_parts"][mine_bd] = predict(params, bd_f[mine_bd])
+        flagged["head_parts"][mine_bd] = scores["head_parts"][mine_bd] < t
+        render_flagged.append(float((predict(params, val_f) < t).mean()))
         for kind in KINDS:
-            gen_flagged[kind].append(float((predict(params, gen_test[kind]) < THRESHOLD).mean()))
-            Xl, yl, wl = training_set(None, real_f, persons, held, tr_f, gen_f, bd_f, bd_persons, leave_kind=kind)
-            left_out[kind].append(float((predict(fit(Xl, yl, wl), gen_test[kind]) < THRESHOLD).mean()))
-        result["folds"][k] = {"men": sorted(held), "val_renders_flagged": render_flagged[-1],
+            gen_flagged[kind].append(float((predict(params, gen_test[kind]) < t).mean()))
+        for kind in TRAIN_KINDS:
+            pl, tl = fit_with_threshold(real_f[~mine], inner, tr_f, gen_f, leave_kind=kind)
+            left_out[kind].append(float((predict(pl, gen_test[kind]) < tl).mean()))
+        result["folds"][k] = {"men": sorted(held), "threshold": t, "val_renders_flagged": render_flagged[-1],
                               "generated_flagged": {kind: gen_flagged[kind][-1] for kind in KINDS}}
-        print(f"fold {k}: real flagged {int((scores['real'][mine] < THRESHOLD).sum())}/{mine.sum()}, "
-              f"backdrops flagged {int((scores['backdrop'][mine_bd] < THRESHOLD).sum())}/{mine_bd.sum()}, "
+        print(f"fold {k}: threshold {t:.3f}, real flagged {int(flagged['real'][mine].sum())}/{mine.sum()}, "
+              f"head parts flagged {int(flagged['head_parts'][mine_bd].sum())}/{mine_bd.sum()}, "
               f"renders flagged {render_flagged[-1]:.3f}", flush=True)
-    flagged = scores["real"] < THRESHOLD
-    result["real_flagged"] = int(flagged.sum())
+    result["real_flagged"] = int(flagged["real"].sum())
     result["real_photos"] = len(rows)
-    result["real_flagged_files"] = [rows[i]["file"] for i in np.nonzero(flagged)[0]]
+    result["real_flagged_files"] = [rows[i]["file"] for i in np.nonzero(flagged["real"])[0]]
     result["real_score_min"] = float(scores["real"].min())
-    result["backdrops_flagged"] = int((scores["backdrop"] < THRESHOLD).sum())
-    result["backdrops_missed_files"] = [bd_files[i] for i in np.nonzero(scores["backdrop"] >= THRESHOLD)[0]]
+    result["head_parts_flagged"] = int(flagged["head_parts"].sum())
+    result["head_parts"] = len(bd_files)
     result["val_renders_flagged"] = float(np.mean(render_flagged))
     result["generated_flagged"] = {k: float(np.mean(v)) for k, v in gen_flagged.items()}
     result["generated_flagged_kind_left_out"] = {k: float(np.mean(v)) for k, v in left_out.items()}
     result["per_photo"] = {rows[i]["file"]: float(scores["real"][i]) for i in range(len(rows))}
-    result["per_backdrop"] = {f: float(s) for f, s in zip(bd_files, scores["backdrop"])}
+    result["per_head_part"] = {f: float(s) for f, s in zip(bd_files, scores["head_parts"])}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=1))
-    sheet(bd_photos, scores["backdrop"], str(Path(out).with_suffix("")) + "_backdrops.png")
+    sheet(bd_photos, scores["head_parts"], str(Path(out).with_suffix("")) + "_head_parts.png")
     return result
 
 
@@ -330,14 +359,15 @@ def sheet(photos, scores, path, cols=12, cell=96):
 
 # ---- the shipped check -----------------------------------------------------------------------
 
-def attach(model_path, params, out_path, provenance):
-    """Writes the model with the check as output `head` (1 x 1): Flatten each pool, the class
-    means of `probs`, Concat, one MatMul and Add (the standardisation folded into them), Sigmoid.
-    Nothing before them changes, so `probs` and `density` are the same numbers as before."""
+def attach(model_path, params, out_path, provenance, version):
+    """Writes the model with the check (`params`: the fit and its threshold) as output `head`
+    (1 x 1): Flatten each pool, the class means of `probs`, Concat, one MatMul and Add (the
+    standardisation folded into them), Sigmoid. Nothing before them changes, so `probs` and
+    `density` are the same numbers as before."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    mean, std, coef, bias = params
+    (mean, std, coef, bias), threshold = params
     m = onnx.load(str(model_path))
     g = m.graph
     if any(o.name == OUTPUT for o in g.output):
@@ -363,7 +393,8 @@ def attach(model_path, params, out_path, provenance):
     g.node.append(helper.make_node("Sigmoid", ["/head/logit"], [OUTPUT]))
     g.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [1, 1]))
     meta = {p.key: p for p in m.metadata_props}
-    for key, value in (("scalpmap.head_threshold", f"{THRESHOLD:.2f}"), ("scalpmap.head_check", provenance)):
+    for key, value in (("scalpmap.head_threshold", f"{threshold:.4f}"), ("scalpmap.head_check", provenance),
+                       ("scalpmap.model_version", version)):
         entry = meta.get(key) or m.metadata_props.add()
         entry.key, entry.value = key, value
     outs = meta.get("scalpmap.outputs")
@@ -374,24 +405,38 @@ def attach(model_path, params, out_path, provenance):
     os.replace(str(out_path) + ".tmp", out_path)
 
 
+def add_reference(model_path, reference_path):
+    """The check's output on export.py's formula input, into the reference file the Rust tests
+    compare both engines with (the probabilities there are PyTorch's; this one is ONNX Runtime's,
+    since the check was never a PyTorch module)."""
+    import onnxruntime as ort
+
+    from .export import formula_input
+
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    head = float(sess.run([OUTPUT], {"image": formula_input()})[0].reshape(-1)[0])
+    ref = json.loads(Path(reference_path).read_text())
+    ref["head"] = head
+    Path(str(reference_path) + ".tmp").write_text(json.dumps(ref))
+    os.replace(str(reference_path) + ".tmp", reference_path)
+    return head
+
+
 def fit_shipped(model, real, train_dir):
-    """The check for the shipped model: fit on every man, every backdrop and a fresh draw of every
-    generated kind, with the shipped model's own features."""
+    """The check for the shipped model, made as each fold's was: fit on every man's photos, the
+    renders and a fresh draw of every trained kind with the shipped model's own features, its
+    threshold from out-of-fold scores over the 7 folds of men."""
     rows = read_rows(real)
+    fold_of = folds(rows)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
-    bds = backdrops(real)
     fs = feature_session(model)
     real_f = features(fs, photos)
-    bd_f = features(fs, np.stack([v[1] for _, v in sorted(bds.items())]))
-    tr_f = features(fs, renders(train_dir, 20, N_RENDERS))
+    tr_f = features(fs, renders(train_dir, N_RENDERS))
     rng = np.random.default_rng(999)
-    gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in KINDS}
-    X, y, w = training_set(None, real_f, [r["person"] for r in rows], set(), tr_f, gen_f, bd_f,
-                           [v[0] for _, v in sorted(bds.items())])
-    params = fit(X, y, w)
-    return params, {"real_training_scores_min": float(predict(params, real_f).min()),
-                    "photos": len(rows), "backdrops": len(bds), "renders": len(tr_f),
-                    "generated_per_kind": N_GENERATED}
+    gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in TRAIN_KINDS}
+    params, threshold = fit_with_threshold(real_f, [fold_of[r["person"]] for r in rows], tr_f, gen_f)
+    return params, threshold, {"photos": len(rows), "renders": len(tr_f), "generated_per_kind": N_GENERATED,
+                               "threshold": threshold, "real_training_score_min": float(predict(params, real_f).min())}
 
 
 def main():
@@ -408,6 +453,8 @@ def main():
     a.add_argument("--real", default="../../shared/real/uze-dev")
     a.add_argument("--train", default="data/train")
     a.add_argument("--out", required=True)
+    a.add_argument("--version", required=True, help="the model version with the check (0.6.1 for 0.6.0's weights)")
+    a.add_argument("--reference", default=None, help="the model's reference JSON, to add the check's output to")
     args = ap.parse_args()
     if not (Path(args.real) / "labels.csv").exists():
         print(f"real photos not found at {args.real}: nothing to do")
@@ -416,11 +463,13 @@ def main():
         r = cv(args.models, args.real, args.train, args.val, args.out)
         print(json.dumps({k: v for k, v in r.items() if not k.startswith("per_") and k != "folds"}, indent=1))
     else:
-        params, info = fit_shipped(args.model, args.real, args.train)
-        prov = (f"logistic regression (L2 {L2}) on the body's pools and class means; fit on the 105 development "
-                f"photos, {info['backdrops']} backdrops cut from them, {info['renders']} renders and "
-                f"{N_GENERATED} generated photos of each kind ({', '.join(KINDS)}); threshold {THRESHOLD}")
-        attach(args.model, params, args.out, prov)
+        params, threshold, info = fit_shipped(args.model, args.real, args.train)
+        prov = (f"logistic regression (L2 {L2}) on the body's pools and class means (training/scalpmap_train/headgate.py, "
+                f"DECISIONS.md run 6); fit on the {info['photos']} development photos, {info['renders']} renders and "
+                f"{N_GENERATED} generated photos of each kind ({', '.join(TRAIN_KINDS)})")
+        attach(args.model, (params, threshold), args.out, prov, args.version)
+        if args.reference:
+            info["reference_head"] = add_reference(args.out, args.reference)
         print(json.dumps(info))
 
 
