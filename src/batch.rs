@@ -139,13 +139,21 @@ pub const UP_TO_DATE: &str = "up-to-date";
 /// same scale and the same review (`reviewed_at`, None for none); otherwise None and the photo is
 /// analysed again.
 ///
-/// The photo is found by its output name and its bytes, not by the path's spelling (`in/`,
-/// `./in/`, absolute, or a moved folder): the report comes back naming the photo as `file`,
-/// today's spelling. `view` is the view this run gives the photo (manifest, `--view` or name);
+/// The photo is found by its output name and its bytes' SHA-256 (`sha256`), not by the path's
+/// spelling (`in/`, `./in/`, absolute, or a moved folder): the report comes back naming the
+/// photo as `file`, today's spelling. `view` is the view this run gives the photo (manifest, `--view` or name);
 /// a changed view, scale or scale rule means analysing again.
-pub fn up_to_date(out: &Path, name: &str, file: &str, bytes: &[u8], view: Option<&str>, s: &Settings, reviewed_at: Option<&str>) -> Option<Report> {
+pub fn up_to_date(
+    out: &Path,
+    name: &str,
+    file: &str,
+    sha256: &str,
+    view: Option<&str>,
+    s: &Settings,
+    reviewed_at: Option<&str>,
+) -> Option<Report> {
     let mut r: Report = serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).ok()?).ok()?;
-    let same = r.input.sha256 == crate::analyze::sha256_hex(bytes)
+    let same = r.input.sha256 == sha256
         && r.model == s.model
         && r.scalpmap_version == env!("CARGO_PKG_VERSION")
         && r.px_per_cm == s.px_per_cm
@@ -269,17 +277,19 @@ pub fn run(
                 let read_ms = t.elapsed().as_secs_f64() * 1e3;
                 // A practitioner's correction of this very photo (`scalpmap review`) is used.
                 let (mw, mh) = (cfg.contract.input_width, cfg.contract.input_height);
-                // Hashed only when a review was saved for this output: most photos have none.
+                // Hashed only when needed (a review saved for this output, or --resume), and once.
+                let sha = std::cell::OnceCell::new();
+                let sha256 = || sha.get_or_init(|| crate::analyze::sha256_hex(&bytes)).clone();
                 let corrected = crate::correction::json_path(&cfg.out, name)
                     .is_file()
-                    .then(|| crate::correction::load_valid(&cfg.out, name, &crate::analyze::sha256_hex(&bytes), mw, mh))
+                    .then(|| crate::correction::load_valid(&cfg.out, name, &sha256(), mw, mh))
                     .flatten();
                 // A view set at review wins over the manifest's and the name's.
                 let given = corrected.as_ref().and_then(|k| k.correction.view.as_deref()).or(cfg.views.get(path).map(String::as_str));
                 if cfg.resume {
                     let view = crate::analyze::view_of(given, path);
                     let reviewed_at = corrected.as_ref().map(|k| k.correction.reviewed_at.as_str());
-                    if let Some(done) = up_to_date(&cfg.out, name, &file, &bytes, view.as_deref(), &cfg.settings, reviewed_at) {
+                    if let Some(done) = up_to_date(&cfg.out, name, &file, &sha256(), view.as_deref(), &cfg.settings, reviewed_at) {
                         return Ok((done, true));
                     }
                 }
@@ -405,7 +415,8 @@ pub fn summary_csv(rows: &[SummaryRow]) -> String {
     fn f(v: Option<f64>) -> String {
         v.map(|x| format!("{x:.4}")).unwrap_or_default()
     }
-    let mut out = String::from("file,output,status,error,view,hair,thinning,bare,scar,loss_fraction_of_scalp,zones,retake,total_ms,review\n");
+    let mut out =
+        String::from("file,output,status,error,view,hair,thinning,bare,scar,loss_fraction_of_scalp,zones,retake,total_ms,review\n");
     for r in rows {
         let cols = [
             q(&r.file),

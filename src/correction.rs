@@ -105,7 +105,12 @@ pub struct Corrected {
 impl Corrected {
     pub fn info(&self) -> ReviewInfo {
         let c = &self.correction;
-        ReviewInfo { state: c.state, reviewed_at: c.reviewed_at.clone(), changed_cells: c.changed_cells, model_version: c.model_version.clone() }
+        ReviewInfo {
+            state: c.state,
+            reviewed_at: c.reviewed_at.clone(),
+            changed_cells: c.changed_cells,
+            model_version: c.model_version.clone(),
+        }
     }
 }
 

@@ -56,8 +56,9 @@ pub struct PlanRecord {
 
 pub fn read(out: &Path) -> anyhow::Result<RunRecord> {
     let path = out.join(RECORD_NAME);
-    let bytes = crate::fsio::read_regular(&path, 256 << 20, "a run record is small")
-        .map_err(|e| anyhow::anyhow!("{}: {e}; is {} the --out of an analyze or plan run (0.2.1 or later)?", path.display(), out.display()))?;
+    let bytes = crate::fsio::read_regular(&path, 256 << 20, "a run record is small").map_err(|e| {
+        anyhow::anyhow!("{}: {e}; is {} the --out of an analyze or plan run (0.2.1 or later)?", path.display(), out.display())
+    })?;
     let r: RunRecord = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: not a run record ({e})", path.display()))?;
     anyhow::ensure!(r.schema == RECORD_SCHEMA, "{}: schema {} is not {RECORD_SCHEMA}", path.display(), r.schema);
     Ok(r)

@@ -34,7 +34,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body[..self.body.len().min(300)])))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body[..self.body.len().min(300)])))
     }
 }
 
@@ -183,7 +184,11 @@ fn names_from_the_address_never_leave_the_folder_and_large_bodies_are_refused() 
     s.write_all(head.as_bytes()).unwrap();
     let chunk = vec![b'a'; 1 << 20];
     for _ in 0..5 {
-        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).and_then(|_| s.write_all(&chunk)).and_then(|_| s.write_all(b"\r\n")).is_err() {
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .and_then(|_| s.write_all(&chunk))
+            .and_then(|_| s.write_all(b"\r\n"))
+            .is_err()
+        {
             break;
         }
     }
@@ -341,13 +346,18 @@ fn a_moved_photo_is_found_by_its_bytes_or_the_save_is_refused_before_writing() {
     // The photo shown carries no metadata: no EXIF (APP1) segment.
     assert!(!img.body.windows(6).any(|w| w == b"Exif\0\0"));
     assert_eq!(save(&server, TOP, &map, "reviewed").status, 200);
-    assert_eq!(read_json(&out.join(format!("{TOP}.json")))["input"]["file"], read_json(&out.join(format!("{TOP}.model.json")))["input"]["file"]);
+    assert_eq!(
+        read_json(&out.join(format!("{TOP}.json")))["input"]["file"],
+        read_json(&out.join(format!("{TOP}.model.json")))["input"]["file"]
+    );
 }
 
 #[test]
 fn review_refuses_a_folder_that_is_not_an_output_or_is_busy() {
     let d = tempfile::tempdir().unwrap();
-    let err = |out: &Path| ReviewServer::start(ReviewConfig { out: out.to_path_buf(), port: 0, photos: vec![], engine: BackendChoice::Tract }).err().unwrap();
+    let err = |out: &Path| {
+        ReviewServer::start(ReviewConfig { out: out.to_path_buf(), port: 0, photos: vec![], engine: BackendChoice::Tract }).err().unwrap()
+    };
     let e = format!("{:#}", err(&d.path().join("missing")));
     assert!(e.contains("no such folder"), "{e}");
     let e = format!("{:#}", err(d.path()));

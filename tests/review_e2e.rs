@@ -79,7 +79,10 @@ fn a_practitioner_corrects_a_map_in_chromium_and_the_plan_follows() {
         panic!("the browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     }
     let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
-    eprintln!("page: loss {} -> {}, plan area {}, {}; tablet bare cells {}; {}", seen["loss_before"], seen["loss_after"], seen["plan_area"], seen["status"], seen["tablet_bare"], seen["tablet_status"]);
+    eprintln!(
+        "page: loss {} -> {}, plan area {}, {}; tablet bare cells {}; {}",
+        seen["loss_before"], seen["loss_after"], seen["plan_area"], seen["status"], seen["tablet_bare"], seen["tablet_status"]
+    );
     // The page's Stop button ended the server, and its lock is gone.
     let deadline = Instant::now() + Duration::from_secs(20);
     let code = loop {

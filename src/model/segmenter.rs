@@ -130,12 +130,7 @@ impl Segmenter {
                 let h = outputs["head"].try_extract_array::<f32>().map_err(|e| InferenceError::Contract(format!("output 'head': {e}")))?;
                 match h.iter().copied().collect::<Vec<f32>>()[..] {
                     [v] if (0.0..=1.0).contains(&v) => Some(v),
-                    _ => {
-                        return Err(InferenceError::Contract(format!(
-                            "output 'head' must be one probability, got shape {:?}",
-                            h.shape()
-                        )))
-                    }
+                    _ => return Err(InferenceError::Contract(format!("output 'head' must be one probability, got shape {:?}", h.shape()))),
                 }
             }
         };
@@ -159,9 +154,7 @@ fn check_io(session: &Session, head_check: bool) -> Result<(), InferenceError> {
         )));
     }
     if head_check && !outs.contains(&"head") {
-        return Err(InferenceError::Contract(format!(
-            "the metadata sets scalpmap.head_threshold but the outputs {outs:?} have no 'head'"
-        )));
+        return Err(InferenceError::Contract(format!("the metadata sets scalpmap.head_threshold but the outputs {outs:?} have no 'head'")));
     }
     Ok(())
 }

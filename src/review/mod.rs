@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::analyze::{analyze_corrected, sha256_hex, Analysis, Settings};
 use crate::batch::{Summary, SummaryRow};
 use crate::classes::Class;
-use crate::correction::{self, Correction, Corrected, ReviewState, CORRECTION_SCHEMA};
+use crate::correction::{self, Corrected, Correction, ReviewState, CORRECTION_SCHEMA};
 use crate::fsio::write_atomic;
 use crate::html::IndexRow;
 use crate::masks::ClassMap;
@@ -127,8 +127,12 @@ impl Folder {
                 .ok_or_else(|| anyhow::anyhow!("{}: missing or unreadable; run the analysis again", path.display()))?;
             reports.insert(name.clone(), r);
         }
-        let patient_of: HashMap<String, String> =
-            record.photos.iter().filter_map(|(n, p)| Some((n.clone(), p.patient.clone()?))).filter(|(n, _)| reports.contains_key(n)).collect();
+        let patient_of: HashMap<String, String> = record
+            .photos
+            .iter()
+            .filter_map(|(n, p)| Some((n.clone(), p.patient.clone()?)))
+            .filter(|(n, _)| reports.contains_key(n))
+            .collect();
         let patients: std::collections::BTreeSet<&String> = patient_of.values().collect();
         let ids = crate::clinic::patient_ids(patients.iter().map(|p| p.as_str()));
         let page_ids = patients.into_iter().cloned().zip(ids).collect();
@@ -173,11 +177,8 @@ impl Folder {
     /// The list the page starts from.
     pub fn state(&self) -> serde_json::Value {
         let photos: Vec<PhotoSummary> = self.reports.iter().map(|(n, r)| photo_summary(n, r)).collect();
-        let patients: Vec<PatientSummary> = if self.record.plan.is_some() {
-            self.page_ids.keys().map(|p| self.patient_summary(p)).collect()
-        } else {
-            Vec::new()
-        };
+        let patients: Vec<PatientSummary> =
+            if self.record.plan.is_some() { self.page_ids.keys().map(|p| self.patient_summary(p)).collect() } else { Vec::new() };
         let classes: Vec<serde_json::Value> = Class::ALL
             .iter()
             .map(|&c| {
@@ -243,7 +244,10 @@ impl Folder {
             Some(m) if m.width == w && m.height == h => Ok(m),
             _ => Err(ApiError::new(
                 409,
-                format!("{} is missing or not this photo's class map: analyse the photos again with scalpmap 0.2.1 or later", path.display()),
+                format!(
+                    "{} is missing or not this photo's class map: analyse the photos again with scalpmap 0.2.1 or later",
+                    path.display()
+                ),
             )),
         }
     }
@@ -334,7 +338,9 @@ impl Folder {
         let state = ReviewState::parse(&req.state).ok_or_else(|| ApiError::new(400, "state must be 'reviewed' or 'retake'"))?;
         let view = match req.view.as_deref().filter(|v| !v.is_empty()) {
             None => None,
-            Some(v) => Some(View::parse(v).ok_or_else(|| ApiError::new(400, format!("unknown view '{v}': top, front, back, left or right")))?),
+            Some(v) => {
+                Some(View::parse(v).ok_or_else(|| ApiError::new(400, format!("unknown view '{v}': top, front, back, left or right")))?)
+            }
         };
         let map = ClassMap::new(w, h, cells);
         let model_map = self.model_map(name, w, h)?;
@@ -457,8 +463,13 @@ impl Folder {
         let row = crate::clinic::write_patient(&self.out, &id, &r, &photos)?;
         self.index_rows.insert(patient.to_string(), row);
         let rows: Vec<IndexRow> = self.index_rows.values().cloned().collect();
-        let failed: Vec<(String, String)> =
-            self.summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
+        let failed: Vec<(String, String)> = self
+            .summary
+            .rows
+            .iter()
+            .filter(|r| r.status == "failed")
+            .map(|r| (r.file.clone(), r.error.clone().unwrap_or_default()))
+            .collect();
         crate::clinic::write_index(&self.out, &rows, &failed)?;
         Ok(())
     }

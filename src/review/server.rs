@@ -61,7 +61,13 @@ impl ReviewServer {
         let addr = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("the server has no IP address"))?;
         let server = Arc::new(server);
         let token = random_token();
-        let ctx = Arc::new(Ctx { folder: Mutex::new(folder), token: token.clone(), port: addr.port(), server: Arc::clone(&server), stopping: false.into() });
+        let ctx = Arc::new(Ctx {
+            folder: Mutex::new(folder),
+            token: token.clone(),
+            port: addr.port(),
+            server: Arc::clone(&server),
+            stopping: false.into(),
+        });
         let workers = (0..WORKERS)
             .map(|_| {
                 let (server, ctx) = (Arc::clone(&server), Arc::clone(&ctx));
@@ -224,8 +230,8 @@ fn route(ctx: &Ctx, rq: &mut Request) -> Reply {
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let from_query = query_param(query, "t");
     let from_header = header(rq, "X-Scalpmap-Token").map(str::to_string);
-    let from_cookie = header(rq, "Cookie")
-        .and_then(|c| c.split(';').find_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string)));
+    let from_cookie =
+        header(rq, "Cookie").and_then(|c| c.split(';').find_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string)));
     let given = |t: &Option<String>| t.as_deref().is_some_and(|t| same_secret(t, &ctx.token));
     let is_post = *rq.method() == Method::Post;
     // Saves need the header: a cookie alone would let another site's form post here.

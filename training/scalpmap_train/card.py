@@ -125,7 +125,7 @@ def model_meta(model):
     return {p.key: p.value for p in onnx.load(model).metadata_props}
 
 
-def head_lines(h, threshold):
+def head_lines(h, threshold, outside=None):
     """The head check's cross-validated figures (headgate.py's JSON), or what happens without it."""
     if h is None:
         return ["- Photos without a head: a flat beige wall is read as bare scalp and a wooden floor as scalp (a photo in which",
@@ -134,12 +134,15 @@ def head_lines(h, threshold):
     g, lo = h["generated_flagged"], h["generated_flagged_kind_left_out"]
     kinds = ", ".join(f"{k} {g[k]:.0%}" for k in h["train_kinds"])
     return [
-        f"A separate whole-photo answer, the output `head` (`training/scalpmap_train/headgate.py`, DECISIONS.md run 6): a",
+        f"A separate whole-photo answer, the output `head` (`training/scalpmap_train/headgate.py`, DECISIONS.md run "
+        f"{7 if h.get('recipe') == 'H' else 6}): a",
         "logistic regression on the body's global pools and the mean class probabilities, which leaves `probs` and",
         f"`density` unchanged. Under its threshold ({threshold:.3f}) a photo is \"no scalp found\", a retake left out of the",
         "plan, with nothing measured on it. It learnt from the development photos and renders (a head) and from generated",
-        "walls, floors, noise, textiles, blobs and hands (none). Cross-validated by person as above (each fold's check fit",
-        "with that fold's model on the other men; its threshold set on their inner out-of-fold scores):", "",
+        "walls, floors, noise, textiles, blobs and hands" + (" and real backdrops cut from the development photos"
+                                                              if h.get("recipe") == "H" else "")
+        + " (none). Cross-validated by person as above (each fold's check fit with that fold's model on the other men;",
+        "its threshold set on their inner out-of-fold scores); the scikit-image rows are the shipped check's:", "",
         "| photos | sent back as \"no scalp found\" |", "|---|---|",
         f"| development photos (105, held-out men) | {h['real_flagged']} (lowest score {h['real_score_min']:.2f}) |",
         f"| unseen renders ({h['val_renders']}, each fold) | {h['val_renders_flagged']:.1%} |",
@@ -147,13 +150,20 @@ def head_lines(h, threshold):
         f"| the same, each kind left out of the fit | {', '.join(f'{k} {lo[k]:.0%}' for k in h['train_kinds'])} |",
         f"| skin-coloured ellipses (never trained on: a bald crown filling the frame is one) | {g['skin ellipse']:.0%} |",
         f"| close crops of faces, ears, necks and beards of held-out men, no scalp in them (either answer defensible) | "
-        f"{h['head_parts_flagged']} of {h['head_parts']} |", "",
-        "No real photo of a wall, a floor or a hand was available: the generated ones stand in for them, and how the",
-        "check does on real ones is not measured.",
+        f"{h['head_parts_flagged']} of {h['head_parts']} |",
+        *([f"| backdrops (walls, doors, tiles, clothes) cut from held-out men's photos | {h['backdrops_flagged']} of {h['backdrops']} |"]
+          if "backdrops_flagged" in h else []),
+        *([f"| scikit-image's sample photos without a person (brick, grass, gravel, coffee, a cat, coins, text...) | "
+           f"{outside['no_person_sent_back']} of {outside['no_person']} |",
+           f"| scikit-image's sample photos of a person (an astronaut, a cameraman) | {outside['person_sent_back']} of "
+           f"{len(outside['images']) - outside['no_person']} |"] if outside else []), "",
+        "No photo of a real hand was available, and real walls and floors only as the backdrops of the development photos",
+        "and scikit-image's few samples" + (" (which chose between two versions of the check once, DECISIONS.md run 7)" if outside else "")
+        + ": how the check does on a clinic's stray photos is measured only that far.",
     ]
 
 
-def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, other_seeds=(), headgate=None):
+def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, other_seeds=(), headgate=None, outside=None):
     """The card, from the JSON results (prev_*: the model it replaces, scored the same way; may be None;
     headgate: the head check's cross-validated figures, when the model has the check)."""
     sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
@@ -220,7 +230,7 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, 
         *targets(cv), "",
         "## Synthetic photos", "",
         *synth_lines(synth["synthetic"], prev_synth["synthetic"] if prev_synth else None), "",
-        *((["## No head, no plan", "", *head_lines(headgate, threshold), ""]) if headgate else []),
+        *((["## No head, no plan", "", *head_lines(headgate, threshold, outside), ""]) if headgate else []),
         "## Speed (this machine, median of single-photo runs at 256x256)", "",
         f"ONNX Runtime {sp.get('onnxruntime_ms_1_threads', float('nan')):.1f} ms on 1 thread, "
         f"{sp.get('onnxruntime_ms_2_threads', float('nan')):.1f} ms on 2; tract {sp.get('tract_ms', float('nan')):.1f} ms"
@@ -254,12 +264,14 @@ def main():
     ap.add_argument("--provenance", default="../models/selfie_provenance.json")
     ap.add_argument("--out", required=True)
     ap.add_argument("--headgate", default=None, help="headgate cv's JSON, for a model with the head check")
+    ap.add_argument("--outside", default=None, help="headgate outside's JSON for the model")
     ap.add_argument("--other-seed", nargs=2, action="append", default=[], metavar=("SEED", "CV_JSON"),
                     help="the same recipe's fold models trained with another seed: its seed and cv score JSON")
     a = ap.parse_args()
     load = lambda p: json.load(open(p)) if p else None
     write(a.model, load(a.train), load(a.check), load(a.cv), load(a.synth), load(a.previous_cv), load(a.previous_synth),
-          a.out, load(a.provenance), [(int(k), load(p)) for k, p in a.other_seed], load(a.headgate))
+          a.out, load(a.provenance), [(int(k), load(p)) for k, p in a.other_seed], load(a.headgate),
+          load(a.outside))
 
 
 if __name__ == "__main__":

@@ -47,12 +47,16 @@ L2 = 1.0
 N_RENDERS = 2000         # training renders per fit (the first of data/train)
 N_GENERATED = 100        # generated photos per kind per fit
 N_GENERATED_TEST = 50    # fresh ones per kind per fold, to score
-MIN_SIDE = 80            # a backdrop crop is at least this many cells of the 256 grid on each side
+MIN_SIDE = 80            # a head-part crop is at least this many cells of the 256 grid on each side
+BACKDROP_SIDE = 48       # a backdrop crop (run 7) at least this many
 MAX_ASPECT = 2.5
 BG_SHARE = 0.98
 KINDS = ["wall", "floor", "noise", "textile", "blobs", "hand", "skin ellipse"]
 # Run 6: skin ellipses are what a bald crown filling the frame looks like; they are scored, never fit.
 TRAIN_KINDS = KINDS[:6]
+# Run 7: real backdrops as a fourth group of negatives (the recipe "H"; "G" is run 6's, without them).
+RECIPES = {"G": {"backdrops": False}, "H": {"backdrops": True}}
+SHIPPED = "G"  # the check in the shipped model (DECISIONS.md)
 MAX_FALSE_RETAKES = 0.01
 OUTPUT = "head"
 
@@ -155,8 +159,8 @@ def skin_photos(rng, n, size, hand):
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def largest_background_rect(lab, step=8):
-    """(y0, x0, y1, x1) on the label grid of the largest rectangle at least MIN_SIDE on a side,
+def largest_background_rect(lab, min_side=MIN_SIDE, step=8):
+    """(y0, x0, y1, x1) on the label grid of the largest rectangle at least `min_side` on a side,
     no longer than MAX_ASPECT, whose cells are at least BG_SHARE background (ignored cells are
     not background); None when there is none."""
     bg = (lab == contract.CLASSES.index("background")).astype(np.float64)
@@ -166,9 +170,9 @@ def largest_background_rect(lab, step=8):
     ys, xs = np.arange(0, h + 1, step), np.arange(0, w + 1, step)
     best, best_area = None, 0
     for y0 in ys:
-        for y1 in ys[ys >= y0 + MIN_SIDE]:
+        for y1 in ys[ys >= y0 + min_side]:
             for x0 in xs:
-                x1 = xs[xs >= x0 + MIN_SIDE]
+                x1 = xs[xs >= x0 + min_side]
                 if not len(x1):
                     continue
                 hh, ww = y1 - y0, x1 - x0
@@ -181,9 +185,13 @@ def largest_background_rect(lab, step=8):
     return best
 
 
-def backdrops(real):
+def crops(real, skin_is_background):
     """{file: (person, crop uint8 at the model size)}: each labelled development photo's largest
-    background rectangle, cut from the photo at full resolution and resized as the analyser would."""
+    background rectangle, cut from the photo at full resolution and resized as the analyser would.
+    With `skin_is_background` False, pixels the skin-colour rule accepts do not count as
+    background, so the crops are backdrops (walls, doors, tiles, clothes: BACKDROP_SIDE cells a
+    side at least); with True they are mostly faces, ears and necks (run 5's "backdrops", which
+    the labels call background because they are not scalp: parts of a head)."""
     spec = {}
     for f in LABEL_FILES:
         spec.update(json.loads((Path(__file__).resolve().parent.parent / f).read_text())["photos"])
@@ -194,7 +202,12 @@ def backdrops(real):
         img = Image.open(Path(real) / r["file"]).convert("RGB")
         p = prepare_photo(img)
         lab = label_mask(p, spec[r["file"]])
-        rect = largest_background_rect(lab)
+        if not skin_is_background:
+            c = p.astype(np.float32)
+            red, green, blue = c[..., 0], c[..., 1], c[..., 2]
+            skin = (red > 95) & (green > 40) & (blue > 20) & (red > green) & (red > blue) & (red - np.minimum(green, blue) > 15)
+            lab[skin] = contract.CLASSES.index("hair")
+        rect = largest_background_rect(lab, MIN_SIDE if skin_is_background else BACKDROP_SIDE)
         if rect is None:
             continue
         y0, x0, y1, x1 = rect
@@ -202,6 +215,47 @@ def backdrops(real):
         crop = img.crop((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)))
         out[r["file"]] = (r["person"], prepare_photo(crop))
     return out
+
+
+def outside_photos():
+    """scikit-image's bundled sample images that load offline, as (name, has a person, RGB uint8):
+    photos nobody chose for this check (run 7's outside set)."""
+    import skimage.data as data
+
+    people = {"astronaut", "camera"}
+    out = []
+    for name in sorted(n for n in dir(data) if not n.startswith("_")):
+        f = getattr(data, name)
+        if not callable(f) or name in ("download_all", "lbp_frontal_face_cascade_filename"):
+            continue
+        try:
+            img = f()
+        except Exception:  # needs a download: not bundled
+            continue
+        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or min(img.shape[:2]) < 64:
+            continue
+        if img.dtype != np.uint8:
+            img = img.astype(np.float64)
+            img = (255 * (img - img.min()) / (np.ptp(img) + 1e-9)).astype(np.uint8)
+        if img.ndim == 3 and img.shape[2] == 4:
+            img = img[..., :3]
+        if img.ndim == 3 and img.shape[2] != 3:
+            continue
+        out.append((name, name in people, prepare_photo(Image.fromarray(img).convert("RGB"))))
+    return out
+
+
+def outside(model):
+    """The shipped check on the outside set: each image's score and whether it is sent back."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    t = float(sess.get_modelmeta().custom_metadata_map["scalpmap.head_threshold"])
+    rows = [(n, person, float(sess.run([OUTPUT], {"image": normalise(p[None])})[0].reshape(-1)[0])) for n, person, p in outside_photos()]
+    return {"threshold": t, "images": {n: {"person": person, "score": sc, "sent_back": sc < t} for n, person, sc in rows},
+            "no_person_sent_back": sum(1 for _, person, sc in rows if not person and sc < t),
+            "no_person": sum(1 for _, person, _ in rows if not person),
+            "person_sent_back": sum(1 for _, person, sc in rows if person and sc < t)}
 
 
 def renders(folder, limit):
@@ -239,27 +293,27 @@ def predict(params, X):
 
 
 def weights(groups):
-    """Each group (real photos, renders, generated photos) carries the same total weight, and
-    positives and negatives weigh the same: real photos and renders a quarter each, the
-    generated photos half."""
+    """Positives and negatives weigh the same: real photos and renders a quarter each; the
+    generated photos half, or, with backdrops, a quarter each."""
     groups = np.asarray(groups)
-    share = {"real": 0.25, "render": 0.25, "generated": 0.5}
+    share = {"real": 0.25, "render": 0.25, "generated": 0.25 if "backdrop" in groups else 0.5, "backdrop": 0.25}
     w = np.zeros(len(groups))
     for g in np.unique(groups):
         w[groups == g] = share[g] / (groups == g).sum()
     return w
 
 
-def stack(real_f, render_f, gen_f, kinds):
+def stack(real_f, render_f, gen_f, kinds, bd_f=None):
     """Features, labels (1: a head) and weights of one fit."""
     gen = [gen_f[k] for k in kinds]
     n_gen = sum(len(g) for g in gen)
-    X = np.vstack([real_f, render_f, *gen])
-    y = np.concatenate([np.ones(len(real_f) + len(render_f)), np.zeros(n_gen)])
-    return X, y, weights(["real"] * len(real_f) + ["render"] * len(render_f) + ["generated"] * n_gen)
+    bd_f = np.zeros((0, real_f.shape[1])) if bd_f is None else bd_f
+    X = np.vstack([real_f, render_f, *gen, bd_f])
+    y = np.concatenate([np.ones(len(real_f) + len(render_f)), np.zeros(n_gen + len(bd_f))])
+    return X, y, weights(["real"] * len(real_f) + ["render"] * len(render_f) + ["generated"] * n_gen + ["backdrop"] * len(bd_f))
 
 
-def fit_with_threshold(real_f, real_groups, render_f, gen_f, leave_kind=None):
+def fit_with_threshold(real_f, real_groups, render_f, gen_f, leave_kind=None, bd_f=None, bd_groups=None):
     """The check fit on these photos, and its threshold: THRESHOLD, or lower where that would
     send back more than 1 % of the real photos or renders, judged on inner out-of-fold scores
     (real photos by `real_groups`, each inner fold's share of the renders, and of each
@@ -272,73 +326,81 @@ def fit_with_threshold(real_f, real_groups, render_f, gen_f, leave_kind=None):
     render_group = np.arange(len(render_f)) % len(groups)
     for j, g in enumerate(groups):
         tr = {k: gen_f[k][np.arange(len(gen_f[k])) % len(groups) != j] for k in kinds}
-        params = fit(*stack(real_f[real_groups != g], render_f[render_group != j], tr, kinds))
+        bd = None if bd_f is None else bd_f[np.asarray(bd_groups) != g]
+        params = fit(*stack(real_f[real_groups != g], render_f[render_group != j], tr, kinds, bd))
         oof_real[real_groups == g] = predict(params, real_f[real_groups == g])
         oof_render[render_group == j] = predict(params, render_f[render_group == j])
     threshold = min(THRESHOLD, float(np.quantile(oof_real, MAX_FALSE_RETAKES)), float(np.quantile(oof_render, MAX_FALSE_RETAKES)))
-    return fit(*stack(real_f, render_f, gen_f, kinds)), threshold
+    return fit(*stack(real_f, render_f, gen_f, kinds, bd_f)), threshold
 
 
-def cv(models, real, train_dir, val_dir, out):
+def cv(models, real, train_dir, val_dir, out, recipe="H"):
+    """The check's cross-validated figures (module docstring) for a recipe of RECIPES."""
+    use_bd = RECIPES[recipe]["backdrops"]
     rows = read_rows(real)
     fold_of = folds(rows)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
     persons = np.array([r["person"] for r in rows])
-    bds = backdrops(real)
-    bd_files = sorted(bds)
-    bd_persons = np.array([bds[f][0] for f in bd_files])
-    bd_photos = np.stack([bds[f][1] for f in bd_files])
+    sets = {"head_parts": crops(real, skin_is_background=True), "backdrops": crops(real, skin_is_background=False)}
+    files = {k: sorted(v) for k, v in sets.items()}
+    owner = {k: np.array([sets[k][f][0] for f in files[k]]) for k in sets}
+    pics = {k: np.stack([sets[k][f][1] for f in files[k]]) for k in sets}
     train_renders = renders(train_dir, N_RENDERS)
     val_renders = renders(val_dir, 300)
-    result = {"threshold_rule": f"min({THRESHOLD}, 1 % quantiles of inner out-of-fold scores)", "l2": L2,
+    result = {"recipe": recipe, "threshold_rule": f"min({THRESHOLD}, 1 % quantiles of inner out-of-fold scores)", "l2": L2,
               "train_kinds": TRAIN_KINDS, "renders": len(train_renders), "val_renders": len(val_renders), "folds": {}}
-    scores = {"real": np.zeros(len(rows)), "head_parts": np.zeros(len(bd_files))}
-    flagged = {"real": np.zeros(len(rows), bool), "head_parts": np.zeros(len(bd_files), bool)}
+    scores = {"real": np.zeros(len(rows)), **{k: np.zeros(len(files[k])) for k in sets}}
+    flagged = {k: np.zeros(len(v), bool) for k, v in scores.items()}
     render_flagged, gen_flagged, left_out = [], {k: [] for k in KINDS}, {k: [] for k in TRAIN_KINDS}
     for k in range(N_FOLDS):
-        held = {p for p, f in fold_of.items() if f == k}
+        held = sorted(p for p, f in fold_of.items() if f == k)
         fs = feature_session(Path(models) / f"fold{k}.onnx")
         real_f = features(fs, photos)
-        bd_f = features(fs, bd_photos)
+        crop_f = {c: features(fs, pics[c]) for c in sets}
         tr_f = features(fs, train_renders)
         val_f = features(fs, val_renders)
         rng = np.random.default_rng(1000 + k)
         gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in TRAIN_KINDS}
         rng_test = np.random.default_rng(5000 + k)
         gen_test = {kind: features(fs, generated(rng_test, kind, N_GENERATED_TEST)) for kind in KINDS}
-        mine = np.isin(persons, list(held))
+        mine = np.isin(persons, held)
+        mine_c = {c: np.isin(owner[c], held) for c in sets}
         inner = np.array([fold_of[p] for p in persons[~mine]])
-        params, t = fit_with_threshold(real_f[~mine], inner, tr_f, gen_f)
+        bd = dict(bd_f=crop_f["backdrops"][~mine_c["backdrops"]],
+                  bd_groups=[fold_of[p] for p in owner["backdrops"][~mine_c["backdrops"]]]) if use_bd else {}
+        params, t = fit_with_threshold(real_f[~mine], inner, tr_f, gen_f, **bd)
         scores["real"][mine] = predict(params, real_f[mine])
         flagged["real"][mine] = scores["real"][mine] < t
-        mine_bd = np.isin(bd_persons, list(held))
-        scores["head_parts"][mine_bd] = predict(params, bd_f[mine_bd])
-        flagged["head_parts"][mine_bd] = scores["head_parts"][mine_bd] < t
+        for c in sets:
+            scores[c][mine_c[c]] = predict(params, crop_f[c][mine_c[c]])
+            flagged[c][mine_c[c]] = scores[c][mine_c[c]] < t
         render_flagged.append(float((predict(params, val_f) < t).mean()))
         for kind in KINDS:
             gen_flagged[kind].append(float((predict(params, gen_test[kind]) < t).mean()))
         for kind in TRAIN_KINDS:
-            pl, tl = fit_with_threshold(real_f[~mine], inner, tr_f, gen_f, leave_kind=kind)
+            pl, tl = fit_with_threshold(real_f[~mine], inner, tr_f, gen_f, leave_kind=kind, **bd)
             left_out[kind].append(float((predict(pl, gen_test[kind]) < tl).mean()))
-        result["folds"][k] = {"men": sorted(held), "threshold": t, "val_renders_flagged": render_flagged[-1],
+        result["folds"][k] = {"men": held, "threshold": t, "val_renders_flagged": render_flagged[-1],
                               "generated_flagged": {kind: gen_flagged[kind][-1] for kind in KINDS}}
         print(f"fold {k}: threshold {t:.3f}, real flagged {int(flagged['real'][mine].sum())}/{mine.sum()}, "
-              f"head parts flagged {int(flagged['head_parts'][mine_bd].sum())}/{mine_bd.sum()}, "
+              f"backdrops flagged {int(flagged['backdrops'][mine_c['backdrops']].sum())}/{mine_c['backdrops'].sum()}, "
+              f"head parts flagged {int(flagged['head_parts'][mine_c['head_parts']].sum())}/{mine_c['head_parts'].sum()}, "
               f"renders flagged {render_flagged[-1]:.3f}", flush=True)
     result["real_flagged"] = int(flagged["real"].sum())
     result["real_photos"] = len(rows)
     result["real_flagged_files"] = [rows[i]["file"] for i in np.nonzero(flagged["real"])[0]]
     result["real_score_min"] = float(scores["real"].min())
-    result["head_parts_flagged"] = int(flagged["head_parts"].sum())
-    result["head_parts"] = len(bd_files)
+    for c in sets:
+        result[f"{c}_flagged"] = int(flagged[c].sum())
+        result[c] = len(files[c])
+        result[f"per_{c}"] = {f: float(v) for f, v in zip(files[c], scores[c])}
+        sheet(pics[c], scores[c], str(Path(out).with_suffix("")) + f"_{c}.png")
     result["val_renders_flagged"] = float(np.mean(render_flagged))
     result["generated_flagged"] = {k: float(np.mean(v)) for k, v in gen_flagged.items()}
     result["generated_flagged_kind_left_out"] = {k: float(np.mean(v)) for k, v in left_out.items()}
     result["per_photo"] = {rows[i]["file"]: float(scores["real"][i]) for i in range(len(rows))}
-    result["per_head_part"] = {f: float(s) for f, s in zip(bd_files, scores["head_parts"])}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=1))
-    sheet(bd_photos, scores["head_parts"], str(Path(out).with_suffix("")) + "_head_parts.png")
     return result
 
 
@@ -422,10 +484,10 @@ def add_reference(model_path, reference_path):
     return head
 
 
-def fit_shipped(model, real, train_dir):
-    """The check for the shipped model, made as each fold's was: fit on every man's photos, the
-    renders and a fresh draw of every trained kind with the shipped model's own features, its
-    threshold from out-of-fold scores over the 7 folds of men."""
+def fit_shipped(model, real, train_dir, recipe=SHIPPED):
+    """The check for the shipped model, made as each fold's was: fit on every man's photos (and
+    backdrops, for H), the renders and a fresh draw of every trained kind with the shipped model's
+    own features, its threshold from out-of-fold scores over the 7 folds of men."""
     rows = read_rows(real)
     fold_of = folds(rows)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
@@ -434,9 +496,15 @@ def fit_shipped(model, real, train_dir):
     tr_f = features(fs, renders(train_dir, N_RENDERS))
     rng = np.random.default_rng(999)
     gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in TRAIN_KINDS}
-    params, threshold = fit_with_threshold(real_f, [fold_of[r["person"]] for r in rows], tr_f, gen_f)
-    return params, threshold, {"photos": len(rows), "renders": len(tr_f), "generated_per_kind": N_GENERATED,
-                               "threshold": threshold, "real_training_score_min": float(predict(params, real_f).min())}
+    bd, n_bd = {}, 0
+    if RECIPES[recipe]["backdrops"]:
+        b = crops(real, skin_is_background=False)
+        n_bd = len(b)
+        bd = dict(bd_f=features(fs, np.stack([v[1] for _, v in sorted(b.items())])), bd_groups=[fold_of[v[0]] for _, v in sorted(b.items())])
+    params, threshold = fit_with_threshold(real_f, [fold_of[r["person"]] for r in rows], tr_f, gen_f, **bd)
+    return params, threshold, {"recipe": recipe, "photos": len(rows), "renders": len(tr_f), "backdrops": n_bd,
+                               "generated_per_kind": N_GENERATED, "threshold": threshold,
+                               "real_training_score_min": float(predict(params, real_f).min())}
 
 
 def main():
@@ -448,24 +516,35 @@ def main():
     c.add_argument("--train", default="data/train")
     c.add_argument("--val", default="data/val")
     c.add_argument("--out", required=True)
+    c.add_argument("--recipe", default=SHIPPED, choices=sorted(RECIPES))
+    o = sub.add_parser("outside", help="a model's head check on scikit-image's sample photos")
+    o.add_argument("--model", required=True)
+    o.add_argument("--out", required=True)
     a = sub.add_parser("attach", help="fit the check on every man and write it into a model")
     a.add_argument("--model", required=True)
     a.add_argument("--real", default="../../shared/real/uze-dev")
     a.add_argument("--train", default="data/train")
     a.add_argument("--out", required=True)
     a.add_argument("--version", required=True, help="the model version with the check (0.6.1 for 0.6.0's weights)")
+    a.add_argument("--recipe", default=SHIPPED, choices=sorted(RECIPES))
     a.add_argument("--reference", default=None, help="the model's reference JSON, to add the check's output to")
     args = ap.parse_args()
+    if args.cmd == "outside":
+        r = outside(args.model)
+        Path(args.out).write_text(json.dumps(r, indent=1))
+        print(json.dumps({k: v for k, v in r.items() if k != "images"}))
+        return
     if not (Path(args.real) / "labels.csv").exists():
         print(f"real photos not found at {args.real}: nothing to do")
         return
     if args.cmd == "cv":
-        r = cv(args.models, args.real, args.train, args.val, args.out)
+        r = cv(args.models, args.real, args.train, args.val, args.out, args.recipe)
         print(json.dumps({k: v for k, v in r.items() if not k.startswith("per_") and k != "folds"}, indent=1))
     else:
-        params, threshold, info = fit_shipped(args.model, args.real, args.train)
+        params, threshold, info = fit_shipped(args.model, args.real, args.train, args.recipe)
         prov = (f"logistic regression (L2 {L2}) on the body's pools and class means (training/scalpmap_train/headgate.py, "
-                f"DECISIONS.md run 6); fit on the {info['photos']} development photos, {info['renders']} renders and "
+                f"recipe {args.recipe}); fit on the {info['photos']} development photos, {info['renders']} renders, "
+                f"{info['backdrops']} backdrops cut from the development photos and "
                 f"{N_GENERATED} generated photos of each kind ({', '.join(TRAIN_KINDS)})")
         attach(args.model, (params, threshold), args.out, prov, args.version)
         if args.reference:
