@@ -13,6 +13,7 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 REAL=${REAL:-../../shared/real/uze-dev}
 RECIPE=selfie-real-long   # DECISIONS.md run 4
+HEAD_VERSION=0.6.2        # the shipped weights with headgate.SHIPPED's head check (DECISIONS.md runs 6 and 7)
 VARIANT=""                 # the shipped form: the fold models as trained (the person-gated ".gated" lost, DECISIONS.md run 1b)
 PREVIOUS=019464c           # the commit whose model the card compares with (0.1.1)
 out=out/cv-$RECIPE
@@ -45,8 +46,9 @@ cp data/pretrained/selfie_provenance.json ../models/selfie_provenance.json
 # The head check (DECISIONS.md run 6): cross-validated with the fold models, then fit on every man
 # and written into the shipped model as its output `head` (probs and density unchanged).
 "$PY" -m scalpmap_train.headgate cv --models "$out" --real "$REAL" --out "$out/headgate.json"
-"$PY" -m scalpmap_train.headgate attach --model ../models/scalpmap-seg.onnx --real "$REAL" --version 0.6.1 \
+"$PY" -m scalpmap_train.headgate attach --model ../models/scalpmap-seg.onnx --real "$REAL" --version "$HEAD_VERSION" \
     --reference ../models/scalpmap-seg.reference.json --out ../models/scalpmap-seg.onnx
+"$PY" -m scalpmap_train.headgate outside --model ../models/scalpmap-seg.onnx --out "$out/outside.json"
 "$PY" -m scalpmap_train.cv synth --model ../models/scalpmap-seg.onnx --val data/val --out "$out/synth.json"
 "$PY" -m scalpmap_train.cv synth --model out/previous.onnx --val data/val --out out/previous-synth.json
 # The shipped recipe trained again with seed 8 (DECISIONS.md, run 4), when its figures are here.
@@ -55,5 +57,5 @@ if [ -f "$out-seed8/cv.json" ]; then seeds=(--other-seed 8 "$out-seed8/cv.json")
 "$PY" -m scalpmap_train.card --model ../models/scalpmap-seg.onnx --train "$out/foldall.pt.json" \
     --check "$out/foldall$VARIANT.check.json" --cv "$out/cv.json" --synth "$out/synth.json" \
     --previous-cv out/previous-cv.json --previous-synth out/previous-synth.json "${seeds[@]}" \
-    --headgate "$out/headgate.json" --out ../models/MODEL_CARD.md
+    --headgate "$out/headgate.json" --outside "$out/outside.json" --out ../models/MODEL_CARD.md
 echo "wrote models/scalpmap-seg.onnx and models/MODEL_CARD.md"

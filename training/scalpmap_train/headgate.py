@@ -10,21 +10,26 @@ the same ONNX graph as a third output `head` (1 x 1, the probability that the ph
 head) with its threshold in the metadata (`scalpmap.head_threshold`). The analyser reports a
 photo whose score is under it as "no scalp found", a retake, and measures nothing on it.
 
-What it learns from: positives are the development photos of the men a model trained on and
-renders; negatives are generated no-head photos (walls, floors, noise, textiles, blobs: the
-generator of run 2; skin-coloured hands and ellipses) and real backdrops, the largest rectangle
-of each development photo that its coarse labels call background, cut from the photo at full
-resolution.
+What it learns from (RECIPES): positives are the development photos of the men a model trained
+on and 2,000 renders; negatives are generated no-head photos (walls, floors, noise, textiles,
+blobs: the generator of run 2; and hands) and, in recipe H, real backdrops: the largest rectangle
+of each development photo whose cells are labelled background and are not skin-coloured, cut
+from the photo at full resolution. Skin-coloured ellipses are scored, never fit (a bald crown
+filling the frame is one), and so are the close crops of faces, ears and necks the labels call
+background (run 5 fit on those and sent bald heads back).
 
 How it is judged (`cv`): for each of the 7 person folds, the fold's segmentation model (one that
 never saw the fold's men) gives the features and the check is fit on the other 18 men's photos
 and backdrops, training renders and generated photos (seeded by the fold); it is scored on the
 fold's men's photos and backdrops, on unseen renders, and on freshly generated photos. Each
 generated kind is also left out of the fit once and scored, to say how the check does on a kind
-of non-head photo it never saw.
+of non-head photo it never saw. `outside` scores a model's check on scikit-image's bundled sample
+photos (a brick wall, grass, coffee, a cat, coins, text... and two photos of people), which no
+one chose for it.
 
 python -m scalpmap_train.headgate cv --models out/cv-selfie-real-long --out out/headgate/cv.json
-python -m scalpmap_train.headgate attach --model ../models/scalpmap-seg.onnx --models out/cv-selfie-real-long
+python -m scalpmap_train.headgate attach --model M.onnx --version 0.6.1 --out M.onnx
+python -m scalpmap_train.headgate outside --model ../models/scalpmap-seg.onnx --out out/outside.json
 """
 
 import argparse
@@ -56,7 +61,7 @@ KINDS = ["wall", "floor", "noise", "textile", "blobs", "hand", "skin ellipse"]
 TRAIN_KINDS = KINDS[:6]
 # Run 7: real backdrops as a fourth group of negatives (the recipe "H"; "G" is run 6's, without them).
 RECIPES = {"G": {"backdrops": False}, "H": {"backdrops": True}}
-SHIPPED = "G"  # the check in the shipped model (DECISIONS.md)
+SHIPPED = "H"  # the check in the shipped model (DECISIONS.md run 7)
 MAX_FALSE_RETAKES = 0.01
 OUTPUT = "head"
 
@@ -226,7 +231,8 @@ def outside_photos():
     out = []
     for name in sorted(n for n in dir(data) if not n.startswith("_")):
         f = getattr(data, name)
-        if not callable(f) or name in ("download_all", "lbp_frontal_face_cascade_filename"):
+        # binary_blobs draws a new random picture at every call: not a fixed sample.
+        if not callable(f) or name in ("download_all", "lbp_frontal_face_cascade_filename", "binary_blobs"):
             continue
         try:
             img = f()
@@ -347,6 +353,7 @@ def cv(models, real, train_dir, val_dir, out, recipe="H"):
     pics = {k: np.stack([sets[k][f][1] for f in files[k]]) for k in sets}
     train_renders = renders(train_dir, N_RENDERS)
     val_renders = renders(val_dir, 300)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     result = {"recipe": recipe, "threshold_rule": f"min({THRESHOLD}, 1 % quantiles of inner out-of-fold scores)", "l2": L2,
               "train_kinds": TRAIN_KINDS, "renders": len(train_renders), "val_renders": len(val_renders), "folds": {}}
     scores = {"real": np.zeros(len(rows)), **{k: np.zeros(len(files[k])) for k in sets}}
