@@ -58,7 +58,7 @@ ref = json.loads(open(f"{work}/reference.out").read())
 wall, rss, cpu = time_of("reference")
 rows["reference (Python)"] = (n / wall, ref["median_ms"], rss, cpu)
 for name in ("onnxruntime", "tract"):
-    reports = [json.load(open(f)) for f in glob.glob(f"{work}/{'ort' if name == 'onnxruntime' else name}/*.json") if not f.endswith("summary.json")]
+    reports = [json.load(open(f)) for f in glob.glob(f"{work}/{'ort' if name == 'onnxruntime' else name}/*.json") if not f.endswith(("summary.json", "scalpmap-run.json"))]
     med = {k: statistics.median(r["timings_ms"][k] for r in reports) for k in ("decode", "prepare", "infer", "post", "total")}
     wall, rss, cpu = time_of(name)
     rows[f"scalpmap {name}"] = (n / wall, med, rss, cpu)
