@@ -128,9 +128,15 @@ impl Segmenter {
             None => None,
             Some(_) => {
                 let h = outputs["head"].try_extract_array::<f32>().map_err(|e| InferenceError::Contract(format!("output 'head': {e}")))?;
-                match h.iter().copied().collect::<Vec<f32>>()[..] {
+                let values: Vec<f32> = h.iter().copied().collect();
+                match values[..] {
                     [v] if (0.0..=1.0).contains(&v) => Some(v),
-                    _ => return Err(InferenceError::Contract(format!("output 'head' must be one probability, got shape {:?}", h.shape()))),
+                    _ => {
+                        let shape = h.shape();
+                        return Err(InferenceError::Contract(format!(
+                            "output 'head' must be one probability, got {values:?} (shape {shape:?})"
+                        )));
+                    }
                 }
             }
         };
