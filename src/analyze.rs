@@ -199,9 +199,9 @@ pub fn analyze_corrected(
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let lum: Vec<f32> = rgb.iter().map(crate::model::segmenter::luma).collect();
-    let mut q = quality::assess(&photo.image, &map, &lum);
     // A practitioner's map stands over the check: they have looked at the photo.
-    q = quality::with_head_check(q, out.head, c.head_threshold, no_head && corrected.is_none());
+    let head = quality::HeadCheck { score: out.head, sent_back_under: c.head_threshold.filter(|_| no_head && corrected.is_none()) };
+    let mut q = quality::assess(&photo.image, &map, &lum, head);
     if corrected.is_some_and(|k| k.correction.state == ReviewState::Retake) {
         q.retake = true;
         q.reasons.push("marked for a retake at review".into());

@@ -279,17 +279,17 @@ pub fn run(
                 let (mw, mh) = (cfg.contract.input_width, cfg.contract.input_height);
                 // Hashed only when needed (a review saved for this output, or --resume), and once.
                 let sha = std::cell::OnceCell::new();
-                let sha256 = || sha.get_or_init(|| crate::analyze::sha256_hex(&bytes)).clone();
+                let sha256 = || sha.get_or_init(|| crate::analyze::sha256_hex(&bytes)).as_str();
                 let corrected = crate::correction::json_path(&cfg.out, name)
                     .is_file()
-                    .then(|| crate::correction::load_valid(&cfg.out, name, &sha256(), mw, mh))
+                    .then(|| crate::correction::load_valid(&cfg.out, name, sha256(), mw, mh))
                     .flatten();
                 // A view set at review wins over the manifest's and the name's.
                 let given = corrected.as_ref().and_then(|k| k.correction.view.as_deref()).or(cfg.views.get(path).map(String::as_str));
                 if cfg.resume {
                     let view = crate::analyze::view_of(given, path);
                     let reviewed_at = corrected.as_ref().map(|k| k.correction.reviewed_at.as_str());
-                    if let Some(done) = up_to_date(&cfg.out, name, &file, &sha256(), view.as_deref(), &cfg.settings, reviewed_at) {
+                    if let Some(done) = up_to_date(&cfg.out, name, &file, sha256(), view.as_deref(), &cfg.settings, reviewed_at) {
                         return Ok((done, true));
                     }
                 }

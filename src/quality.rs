@@ -89,9 +89,19 @@ pub fn laplacian_variance(lum: &[f32], w: usize, h: usize) -> f64 {
     sq / n - mean * mean
 }
 
+/// What the model's head check said of a photo (both `None` for a model without the check).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeadCheck {
+    /// The probability that the photo shows a head.
+    pub score: Option<f32>,
+    /// The model's threshold, when the score fell under it and the photo is sent back (its map
+    /// is then empty: "no scalp found" says why).
+    pub sent_back_under: Option<f32>,
+}
+
 /// Assesses a photo; `lum` is its luminance on the class map's grid (the model input turned
 /// back to sRGB by [`crate::model::segmenter::input_rgb`], then [`crate::model::segmenter::luma`]).
-pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32]) -> Quality {
+pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32], head: HeadCheck) -> Quality {
     let (pw, ph) = (photo.width() as usize, photo.height() as usize);
     let long = pw.max(ph).max(1) as f64;
     let k = (512.0 / long).min(1.0);
@@ -103,13 +113,21 @@ pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32]) -> Quality {
     let basis = if scalp.is_empty() { lum } else { &scalp[..] };
     let mean_luminance = basis.iter().map(|&l| l as f64).sum::<f64>() / basis.len().max(1) as f64;
     let mut reasons = Vec::new();
+    if let Some(t) = head.sent_back_under {
+        reasons.push(format!(
+            "no scalp found: the model sees no head in the photo (head score {:.2}, under {t:.2}): photograph the head, scalp filling most of the frame",
+            head.score.unwrap_or(0.0)
+        ));
+    }
     if sharpness < BLUR_MIN_SHARPNESS {
         reasons.push(format!("blurry (sharpness {sharpness:.0} < {BLUR_MIN_SHARPNESS:.0}): hold the phone still and focus on the scalp"));
     }
     if glare_fraction > GLARE_MAX_FRACTION {
         reasons.push(format!("glare on {:.0}% of the scalp: turn the flash off or light from the side", glare_fraction * 100.0));
     }
-    if scalp_fraction < NO_SCALP_FRACTION {
+    if head.sent_back_under.is_some() {
+        // Said above: the map is empty because there is no head, not because the scalp is small.
+    } else if scalp_fraction < NO_SCALP_FRACTION {
         reasons.push(format!(
             "no scalp found (it fills {:.1}% of the photo): photograph the head, scalp filling most of the frame",
             scalp_fraction * 100.0
@@ -122,26 +140,8 @@ pub fn assess(photo: &RgbImage, map: &ClassMap, lum: &[f32]) -> Quality {
     } else if mean_luminance > BRIGHT_MIN_MEAN {
         reasons.push(format!("overexposed (mean {mean_luminance:.0}/255): reduce light or exposure"));
     }
-    Quality { sharpness, glare_fraction, mean_luminance, scalp_fraction, retake: !reasons.is_empty(), reasons, head_score: None }
-}
-
-/// Records the model's head check on an assessment; `no_head` (the score under the model's
-/// threshold) replaces the reasons about how much scalp is visible with why nothing was found.
-pub fn with_head_check(mut q: Quality, score: Option<f32>, threshold: Option<f32>, no_head: bool) -> Quality {
-    q.head_score = score.map(f64::from);
-    if no_head {
-        q.reasons.retain(|r| !r.starts_with("no scalp found") && !r.starts_with("scalp fills only"));
-        q.reasons.insert(
-            0,
-            format!(
-                "no scalp found: the model sees no head in the photo (head score {:.2}, under {:.2}): photograph the head, scalp filling most of the frame",
-                score.unwrap_or(0.0),
-                threshold.unwrap_or(0.0)
-            ),
-        );
-        q.retake = true;
-    }
-    q
+    let head_score = head.score.map(f64::from);
+    Quality { sharpness, glare_fraction, mean_luminance, scalp_fraction, retake: !reasons.is_empty(), reasons, head_score }
 }
 
 #[cfg(test)]
@@ -160,7 +160,7 @@ mod tests {
     fn flat_white_photo_of_scalp_is_glare_blur_and_overexposed() {
         let photo = RgbImage::from_pixel(8, 8, image::Rgb([255, 255, 255]));
         let map = ClassMap::new(4, 4, vec![3; 16]);
-        let q = assess(&photo, &map, &luminance(&photo, 4, 4));
+        let q = assess(&photo, &map, &luminance(&photo, 4, 4), HeadCheck::default());
         assert_eq!(q.scalp_fraction, 1.0);
         assert_eq!(q.glare_fraction, 1.0);
         assert!(q.retake && q.reasons.len() == 3, "{:?}", q.reasons);
@@ -169,12 +169,12 @@ mod tests {
     #[test]
     fn no_scalp_is_told_apart_from_a_small_one() {
         let photo = RgbImage::from_fn(20, 20, |x, y| image::Rgb([((x * 37 + y * 91) % 256) as u8, 100, 100]));
-        let q = assess(&photo, &ClassMap::new(10, 10, vec![0; 100]), &luminance(&photo, 10, 10));
+        let q = assess(&photo, &ClassMap::new(10, 10, vec![0; 100]), &luminance(&photo, 10, 10), HeadCheck::default());
         assert_eq!(q.scalp_fraction, 0.0);
         assert!(q.retake && q.reasons.iter().any(|r| r.contains("no scalp found")), "{:?}", q.reasons);
         let mut few = vec![0u8; 100];
         few[..3].fill(3);
-        let q = assess(&photo, &ClassMap::new(10, 10, few), &luminance(&photo, 10, 10));
+        let q = assess(&photo, &ClassMap::new(10, 10, few), &luminance(&photo, 10, 10), HeadCheck::default());
         assert!(q.reasons.iter().any(|r| r.contains("move closer")), "{:?}", q.reasons);
         assert!(!q.reasons.iter().any(|r| r.contains("no scalp found")));
     }
@@ -183,18 +183,19 @@ mod tests {
     fn the_head_check_says_why_nothing_was_measured_and_a_pass_changes_nothing() {
         let photo = RgbImage::from_fn(20, 20, |x, y| image::Rgb([((x * 37 + y * 91) % 256) as u8, 100, 100]));
         let lum = luminance(&photo, 10, 10);
-        let empty = assess(&photo, &ClassMap::new(10, 10, vec![0; 100]), &lum);
-        let q = with_head_check(empty, Some(0.031), Some(0.5), true);
+        let empty = ClassMap::new(10, 10, vec![0; 100]);
+        let q = assess(&photo, &empty, &lum, HeadCheck { score: Some(0.031), sent_back_under: Some(0.5) });
         assert!(q.retake && q.no_scalp());
         assert_eq!(q.head_score, Some(0.031f32 as f64));
         let found: Vec<&String> = q.reasons.iter().filter(|r| r.starts_with("no scalp found")).collect();
         assert_eq!(found.len(), 1, "one reason, not two: {:?}", q.reasons);
         assert!(found[0].contains("no head") && found[0].contains("0.03") && found[0].contains("0.50"), "{}", found[0]);
-        let scalp = assess(&photo, &ClassMap::new(10, 10, vec![1; 100]), &lum);
-        let passed = with_head_check(scalp.clone(), Some(0.97), Some(0.5), false);
+        let full = ClassMap::new(10, 10, vec![1; 100]);
+        let scalp = assess(&photo, &full, &lum, HeadCheck::default());
+        let passed = assess(&photo, &full, &lum, HeadCheck { score: Some(0.97), sent_back_under: None });
         assert_eq!(passed.reasons, scalp.reasons);
         assert_eq!(passed.retake, scalp.retake);
         assert_eq!(passed.head_score, Some(0.97f32 as f64));
-        assert_eq!(with_head_check(scalp.clone(), None, None, false), scalp, "a model without the check");
+        assert_eq!(scalp.head_score, None, "a model without the check");
     }
 }

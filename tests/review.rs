@@ -17,11 +17,6 @@ mod common;
 const TOP: &str = "synth-2026-00505_synth-2026-00505-top";
 const FRONT: &str = "synth-2026-00505_synth-2026-00505-front";
 
-/// A `plan` output folder for the sample patient.
-fn planned(dir: &Path) -> PathBuf {
-    common::planned_sample(dir)
-}
-
 fn start(out: &Path, photos: Vec<PathBuf>) -> ReviewServer {
     ReviewServer::start(ReviewConfig { out: out.to_path_buf(), port: 0, photos, engine: BackendChoice::Tract }).unwrap()
 }
@@ -114,7 +109,7 @@ fn cleared_top(map: &[u8], width: usize, rows: usize) -> Vec<u8> {
 #[test]
 fn every_request_needs_the_token_and_the_right_host() {
     let d = tempfile::tempdir().unwrap();
-    let out = planned(d.path());
+    let out = common::planned_sample(d.path());
     let server = start(&out, vec![]);
     assert!(server.addr().ip().is_loopback(), "bound to {}", server.addr());
     let addr = server.addr();
@@ -151,7 +146,7 @@ fn every_request_needs_the_token_and_the_right_host() {
 #[test]
 fn names_from_the_address_never_leave_the_folder_and_large_bodies_are_refused() {
     let d = tempfile::tempdir().unwrap();
-    let out = planned(d.path());
+    let out = common::planned_sample(d.path());
     std::fs::write(d.path().join("secret.json"), b"{\"secret\": 1}").unwrap();
     let server = start(&out, vec![]);
     for target in [
@@ -214,7 +209,7 @@ fn names_from_the_address_never_leave_the_folder_and_large_bodies_are_refused() 
 #[test]
 fn a_saved_correction_reaches_the_report_the_summary_the_plan_and_a_resumed_run() {
     let d = tempfile::tempdir().unwrap();
-    let out = planned(d.path());
+    let out = common::planned_sample(d.path());
     let before_report = read_json(&out.join(format!("{TOP}.json")));
     let before_patient = read_json(&out.join("patients/synth-2026-00505.json"));
     let server = start(&out, vec![]);
@@ -291,7 +286,7 @@ fn a_saved_correction_reaches_the_report_the_summary_the_plan_and_a_resumed_run(
 #[test]
 fn concurrent_saves_of_one_photo_leave_one_whole_correction() {
     let d = tempfile::tempdir().unwrap();
-    let out = planned(d.path());
+    let out = common::planned_sample(d.path());
     let server = start(&out, vec![]);
     let model = cells(&server, TOP, "model");
     let width = get(&server, &format!("/api/photo/{TOP}")).json()["width"].as_u64().unwrap() as usize;
@@ -325,7 +320,7 @@ fn concurrent_saves_of_one_photo_leave_one_whole_correction() {
 #[test]
 fn a_moved_photo_is_found_by_its_bytes_or_the_save_is_refused_before_writing() {
     let d = tempfile::tempdir().unwrap();
-    let out = planned(d.path());
+    let out = common::planned_sample(d.path());
     let moved = d.path().join("moved");
     std::fs::rename(d.path().join("in"), &moved).unwrap();
     let server = start(&out, vec![]);
@@ -362,7 +357,7 @@ fn review_refuses_a_folder_that_is_not_an_output_or_is_busy() {
     assert!(e.contains("no such folder"), "{e}");
     let e = format!("{:#}", err(d.path()));
     assert!(e.contains("scalpmap-run.json"), "{e}");
-    let out = planned(d.path());
+    let out = common::planned_sample(d.path());
     let first = start(&out, vec![]);
     let e = format!("{:#}", err(&out));
     assert!(e.contains("another scalpmap run"), "{e}");

@@ -74,6 +74,14 @@ def folds(rows):
     return {p: i % N_FOLDS for i, (_, p) in enumerate(men)}
 
 
+def skin_colour(photo_uint8):
+    """The skin-colour rule's colour test alone, per pixel: R > 95, G > 40, B > 20, R > G, R > B,
+    R - min(G, B) > 15."""
+    p = photo_uint8.astype(np.float32)
+    r, g, b = p[..., 0], p[..., 1], p[..., 2]
+    return (r > 95) & (g > 40) & (b > 20) & (r > g) & (r > b) & (r - np.minimum(g, b) > 15)
+
+
 def skin_rule(photo_uint8):
     """The skin-colour rule, a per-pixel mask on the 256x256 photo: R > 95, G > 40, B > 20,
     R > G, R > B, R - min(G, B) > 15 and a luminance gradient magnitude below 12 (central
@@ -82,7 +90,7 @@ def skin_rule(photo_uint8):
     r, g, b = p[..., 0], p[..., 1], p[..., 2]
     y = 0.299 * r + 0.587 * g + 0.114 * b
     gy, gx = np.gradient(y)
-    rule = (r > 95) & (g > 40) & (b > 20) & (r > g) & (r > b) & (r - np.minimum(g, b) > 15) & (np.hypot(gx, gy) < 12)
+    rule = skin_colour(photo_uint8) & (np.hypot(gx, gy) < 12)
     h, w = y.shape
     centre = np.zeros_like(rule)
     y0, x0 = (h - 160) // 2, (w - 160) // 2

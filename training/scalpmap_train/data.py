@@ -52,9 +52,9 @@ def load_synth(folder, size=INPUT_SIZE, every=1):
     return photos, labels, density, meta, digest.hexdigest()
 
 
-def load_photos(folder, size, every=1):
-    """Only the photos of every `every`-th rendered item in `folder`, at `size` (for a model whose
-    input is larger than the grid `load_synth` puts the truth on)."""
+def load_photos(folder, size, every=1, limit=None):
+    """Only the photos of every `every`-th rendered item in `folder` (the first `limit` of them),
+    at `size` (for a model whose input is larger than the grid `load_synth` puts the truth on)."""
     folder = Path(folder)
-    truths = sorted(folder.glob("*.json"))[::every]
+    truths = sorted(folder.glob("*.json"))[::every][:limit]
     return np.stack([prepare_photo(Image.open(folder / json.loads(p.read_text())["files"]["photo"]), size) for p in truths])

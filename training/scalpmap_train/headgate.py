@@ -41,9 +41,9 @@ import numpy as np
 from PIL import Image
 
 from . import contract
-from .cv import LABEL_FILES, N_FOLDS, folds
-from .data import normalise, prepare_photo
-from .real_labels import IGNORE, read_rows
+from .cv import LABEL_FILES, N_FOLDS, folds, skin_colour
+from .data import load_photos, normalise, prepare_photo
+from .real_labels import read_rows
 from .real_labels import mask as label_mask
 
 # Fixed before any figure was seen (DECISIONS.md, run 5).
@@ -116,7 +116,7 @@ def generated(rng, kind, n, size=contract.INPUT_SIZE):
     return skin_photos(rng, n, size, hand=(kind == "hand"))
 
 
-def skin_colour(rng):
+def draw_skin_colour(rng):
     """A colour the skin-colour rule accepts, from pale to dark brown."""
     while True:
         r = rng.uniform(100, 250)
@@ -153,7 +153,7 @@ def skin_photos(rng, n, size, hand):
         else:
             shape = (u / (0.3 * s)) ** 2 + (v / (0.22 * s)) ** 2 < 1
         shade = 1.0 + rng.uniform(-0.25, 0.25) * u / 0.3 + rng.uniform(-0.25, 0.25) * v / 0.3
-        skin = skin_colour(rng)[None, None, :] * shade[..., None]
+        skin = draw_skin_colour(rng)[None, None, :] * shade[..., None]
         if hand:
             for _ in range(int(rng.integers(2, 6))):  # creases: thin darker lines
                 c0, g = rng.uniform(-0.15, 0.15), rng.normal(0, 1, 2)
@@ -190,35 +190,32 @@ def largest_background_rect(lab, min_side=MIN_SIDE, step=8):
     return best
 
 
-def crops(real, skin_is_background):
-    """{file: (person, crop uint8 at the model size)}: each labelled development photo's largest
-    background rectangle, cut from the photo at full resolution and resized as the analyser would.
-    With `skin_is_background` False, pixels the skin-colour rule accepts do not count as
-    background, so the crops are backdrops (walls, doors, tiles, clothes: BACKDROP_SIDE cells a
-    side at least); with True they are mostly faces, ears and necks (run 5's "backdrops", which
-    the labels call background because they are not scalp: parts of a head)."""
+def crops(real):
+    """Two sets of crops of the labelled development photos, each {file: (person, crop uint8 at
+    the model size)}: the photo's largest background rectangle, cut at full resolution and resized
+    as the analyser would. "head_parts" (at least MIN_SIDE cells a side) are mostly faces, ears and
+    necks (run 5's "backdrops", which the labels call background because they are not scalp);
+    "backdrops" (at least BACKDROP_SIDE) count skin-coloured pixels as not background, so they are
+    walls, doors, tiles and clothes."""
     spec = {}
     for f in LABEL_FILES:
         spec.update(json.loads((Path(__file__).resolve().parent.parent / f).read_text())["photos"])
-    out = {}
+    out = {"head_parts": {}, "backdrops": {}}
     for r in read_rows(real):
         if r["file"] not in spec:
             continue
         img = Image.open(Path(real) / r["file"]).convert("RGB")
         p = prepare_photo(img)
         lab = label_mask(p, spec[r["file"]])
-        if not skin_is_background:
-            c = p.astype(np.float32)
-            red, green, blue = c[..., 0], c[..., 1], c[..., 2]
-            skin = (red > 95) & (green > 40) & (blue > 20) & (red > green) & (red > blue) & (red - np.minimum(green, blue) > 15)
-            lab[skin] = contract.CLASSES.index("hair")
-        rect = largest_background_rect(lab, MIN_SIDE if skin_is_background else BACKDROP_SIDE)
-        if rect is None:
-            continue
-        y0, x0, y1, x1 = rect
-        sx, sy = img.width / p.shape[1], img.height / p.shape[0]
-        crop = img.crop((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)))
-        out[r["file"]] = (r["person"], prepare_photo(crop))
+        no_skin = np.where(skin_colour(p), contract.CLASSES.index("hair"), lab)
+        for kind, grid, side in (("head_parts", lab, MIN_SIDE), ("backdrops", no_skin, BACKDROP_SIDE)):
+            rect = largest_background_rect(grid, side)
+            if rect is None:
+                continue
+            y0, x0, y1, x1 = rect
+            sx, sy = img.width / p.shape[1], img.height / p.shape[0]
+            crop = img.crop((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)))
+            out[kind][r["file"]] = (r["person"], prepare_photo(crop))
     return out
 
 
@@ -262,13 +259,6 @@ def outside(model):
             "no_person_sent_back": sum(1 for _, person, sc in rows if not person and sc < t),
             "no_person": sum(1 for _, person, _ in rows if not person),
             "person_sent_back": sum(1 for _, person, sc in rows if person and sc < t)}
-
-
-def renders(folder, limit):
-    """The first `limit` renders of a `scalpmap synth` folder, at the model size."""
-    folder = Path(folder)
-    truths = sorted(folder.glob("*.json"))[:limit]
-    return np.stack([prepare_photo(Image.open(folder / json.loads(p.read_text())["files"]["photo"])) for p in truths])
 
 
 # ---- the fit ---------------------------------------------------------------------------------
@@ -340,19 +330,19 @@ def fit_with_threshold(real_f, real_groups, render_f, gen_f, leave_kind=None, bd
     return fit(*stack(real_f, render_f, gen_f, kinds, bd_f)), threshold
 
 
-def cv(models, real, train_dir, val_dir, out, recipe="H"):
+def cv(models, real, train_dir, val_dir, out, recipe=SHIPPED):
     """The check's cross-validated figures (module docstring) for a recipe of RECIPES."""
     use_bd = RECIPES[recipe]["backdrops"]
     rows = read_rows(real)
     fold_of = folds(rows)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
     persons = np.array([r["person"] for r in rows])
-    sets = {"head_parts": crops(real, skin_is_background=True), "backdrops": crops(real, skin_is_background=False)}
+    sets = crops(real)
     files = {k: sorted(v) for k, v in sets.items()}
     owner = {k: np.array([sets[k][f][0] for f in files[k]]) for k in sets}
     pics = {k: np.stack([sets[k][f][1] for f in files[k]]) for k in sets}
-    train_renders = renders(train_dir, N_RENDERS)
-    val_renders = renders(val_dir, 300)
+    train_renders = load_photos(train_dir, contract.INPUT_SIZE, limit=N_RENDERS)
+    val_renders = load_photos(val_dir, contract.INPUT_SIZE, limit=300)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     result = {"recipe": recipe, "threshold_rule": f"min({THRESHOLD}, 1 % quantiles of inner out-of-fold scores)", "l2": L2,
               "train_kinds": TRAIN_KINDS, "renders": len(train_renders), "val_renders": len(val_renders), "folds": {}}
@@ -500,12 +490,12 @@ def fit_shipped(model, real, train_dir, recipe=SHIPPED):
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
     fs = feature_session(model)
     real_f = features(fs, photos)
-    tr_f = features(fs, renders(train_dir, N_RENDERS))
+    tr_f = features(fs, load_photos(train_dir, contract.INPUT_SIZE, limit=N_RENDERS))
     rng = np.random.default_rng(999)
     gen_f = {kind: features(fs, generated(rng, kind, N_GENERATED)) for kind in TRAIN_KINDS}
     bd, n_bd = {}, 0
     if RECIPES[recipe]["backdrops"]:
-        b = crops(real, skin_is_background=False)
+        b = crops(real)["backdrops"]
         n_bd = len(b)
         bd = dict(bd_f=features(fs, np.stack([v[1] for _, v in sorted(b.items())])), bd_groups=[fold_of[v[0]] for _, v in sorted(b.items())])
     params, threshold = fit_with_threshold(real_f, [fold_of[r["person"]] for r in rows], tr_f, gen_f, **bd)
