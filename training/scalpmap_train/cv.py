@@ -66,6 +66,8 @@ RECIPES = {
 RECIPES["selfie-real-neg"] = dict(RECIPES["selfie-real"], negatives=0.1)
 # Twice the steps (DECISIONS.md run 3): the renders are seen about twice each instead of once.
 RECIPES["selfie-real-long"] = dict(RECIPES["selfie-real"], steps=1200)
+# E with soft Dice beside cross-entropy (DECISIONS.md run 9): weighs thinning by its overlap.
+RECIPES["selfie-real-long-dice"] = dict(RECIPES["selfie-real-long"], dice=0.5)
 
 
 def folds(rows):
@@ -434,7 +436,7 @@ def train_folds(recipe_name, data, real, out, label_files, seed=7, only=None):
         net, info = train(data, recipe["steps"], recipe["batch"], recipe["crop"], recipe["lr"], seed,
                           class_weights=recipe["class_weights"], real=(real, list(label_files)), real_p=recipe["real_p"],
                           arch=recipe["arch"], leave_out=leave, lr_body=recipe.get("lr_body"), synth=synth,
-                          negatives=recipe.get("negatives", 0.0))
+                          negatives=recipe.get("negatives", 0.0), dice=recipe.get("dice", 0.0))
         info["recipe"], info["fold"] = recipe_name, k
         state = out / f"fold{k}.pt"
         torch.save(net.state_dict(), state)
