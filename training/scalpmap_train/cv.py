@@ -38,8 +38,8 @@ from scipy import stats
 
 from . import contract
 from .data import prepare_photo
-from .evaluate import confusion, labelled_loss_fraction, loss_fraction
-from .real_labels import IGNORE, read_rows
+from .evaluate import confusion, labelled_loss_fraction, loss_fraction, read_labels
+from .real_labels import IGNORE, photos_present, read_rows
 from .real_labels import mask as label_mask
 
 N_FOLDS = 7
@@ -305,7 +305,7 @@ def staging(binary, model_of_fold, rows, real, fold_of, work):
         fold_rows = [r for r in rows if fold_of[r["person"]] == k]
         for man, rep in run_plan(binary, model_of_fold(k), fold_rows, real, Path(work) / f"fold{k}-default").items():
             frac[man] = top_fraction(rep)
-    est, const_est, cuts_of, skin_est = {}, {}, {}, {}
+    est, const_est, cuts_of = {}, {}, {}
     for k in range(N_FOLDS):
         train = [m for m in men if fold_of[m] != k]
         cuts = fit_cut_points([(frac[m], level[m]) for m in train if frac[m] is not None])
@@ -358,9 +358,7 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None):
 
     rows = read_rows(real)
     fold_of = folds(rows)
-    spec = {}
-    for f in label_files:
-        spec.update(json.loads(Path(f).read_text())["photos"])
+    spec = read_labels(label_files)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
     pred = np.zeros(photos.shape[:3], np.uint8)
     sessions = {}
@@ -535,8 +533,7 @@ def main():
     if a.cmd == "ship":
         print("cut points:", ship(a.models, a.cv, a.out, a.variant))
         return
-    if not (Path(a.real) / "labels.csv").exists():
-        print(f"real photos not found at {a.real}: nothing to do")
+    if not photos_present(a.real):
         return
     if a.cmd == "folds":
         fold_of = folds(read_rows(a.real))

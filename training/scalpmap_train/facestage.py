@@ -21,18 +21,18 @@ import numpy as np
 from PIL import Image
 
 from .data import prepare_photo
-from .real_labels import read_rows
+from .real_labels import photos_present, read_rows
 
 MIN_CONFIDENCE = 0.5
 BELOW_BOX = 0.5  # how far below the box the region reaches, in box heights (chin and beard)
 
 
-def turn(xy, k, size):
+def turn(xy, k):
     """Normalised (x, y) in a photo turned k quarter turns anticlockwise (np.rot90) back to the
     unturned photo's normalised coordinates."""
     x, y = xy
     for _ in range(k):
-        # np.rot90 once: new(x', y') = old(size-1-y', x')... in normalised terms old = (1 - y', x').
+        # np.rot90 once puts the old pixel (x = 1 - y', y = x') at the new (x', y').
         x, y = 1.0 - y, x
     return x, y
 
@@ -41,8 +41,8 @@ def lower_face(det, k, size):
     """The region's mask (size x size) from one detection on the photo turned k times."""
     box = det.location_data.relative_bounding_box
     kp = det.location_data.relative_keypoints  # right eye, left eye, nose tip, mouth, right ear, left ear
-    pts = {name: np.array(turn((kp[i].x, kp[i].y), k, size)) * size for i, name in enumerate(("reye", "leye", "nose", "mouth"))}
-    corners = [turn((box.xmin + dx * box.width, box.ymin + dy * box.height), k, size) for dx in (0, 1) for dy in (0, 1)]
+    pts = {name: np.array(turn((kp[i].x, kp[i].y), k)) * size for i, name in ((0, "reye"), (1, "leye"), (3, "mouth"))}
+    corners = [turn((box.xmin + dx * box.width, box.ymin + dy * box.height), k) for dx in (0, 1) for dy in (0, 1)]
     corners = np.array(corners) * size
     eyes = (pts["reye"] + pts["leye"]) / 2
     down = pts["mouth"] - eyes
@@ -86,16 +86,15 @@ def faces(real, out):
 
 def score(faces_npz, models, real, out):
     from .cv import LABEL_FILES, SCALP_VIEWS, agreement_figures, class_map, folds, labelled_figures
-    from .evaluate import session
+    from .evaluate import read_labels, session
+    from .real_labels import IGNORE
     from .real_labels import mask as label_mask
 
     z = np.load(faces_npz)
     region = dict(zip(z["files"], z["masks"]))
     rows = read_rows(real)
     fold_of = folds(rows)
-    spec = {}
-    for f in LABEL_FILES:
-        spec.update(json.loads(Path(f).read_text())["photos"])
+    spec = read_labels(LABEL_FILES)
     sessions, before, after, cost = {}, [], [], []
     for r in rows:
         if r["file"] not in spec:
@@ -109,7 +108,7 @@ def score(faces_npz, models, real, out):
         base = {"person": r["person"], "view": SCALP_VIEWS[r["view"]]}
         before.append(dict(base, model=labelled_figures(pred, lab)))
         after.append(dict(base, model=labelled_figures(masked, lab)))
-        scalp = (lab > 0) & (lab < 255)
+        scalp = (lab > 0) & (lab != IGNORE)
         cost.append(dict(base, scalp=int(scalp.sum()), removed=int((scalp & region[r["file"]]).sum())))
     def headline(figs):
         return {v: {k: f[k] for k in ("miou", "iou", "background_read_as_loss", "loss_read_as_hair", "miou_interval",
@@ -140,8 +139,7 @@ def main():
     s.add_argument("--real", default="../../shared/real/uze-dev")
     s.add_argument("--out", required=True)
     a = ap.parse_args()
-    if not (Path(a.real) / "labels.csv").exists():
-        print(f"real photos not found at {a.real}: nothing to do")
+    if not photos_present(a.real):
         return
     if a.cmd == "faces":
         faces(a.real, a.out)

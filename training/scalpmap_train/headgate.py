@@ -43,7 +43,8 @@ from PIL import Image
 from . import contract
 from .cv import LABEL_FILES, N_FOLDS, folds, skin_colour
 from .data import load_photos, normalise, prepare_photo
-from .real_labels import read_rows
+from .evaluate import read_labels
+from .real_labels import photos_present, read_rows
 from .real_labels import mask as label_mask
 
 # Fixed before any figure was seen (DECISIONS.md, run 5).
@@ -197,9 +198,7 @@ def crops(real):
     necks (run 5's "backdrops", which the labels call background because they are not scalp);
     "backdrops" (at least BACKDROP_SIDE) count skin-coloured pixels as not background, so they are
     walls, doors, tiles and clothes."""
-    spec = {}
-    for f in LABEL_FILES:
-        spec.update(json.loads((Path(__file__).resolve().parent.parent / f).read_text())["photos"])
+    spec = read_labels([Path(__file__).resolve().parent.parent / f for f in LABEL_FILES])
     out = {"head_parts": {}, "backdrops": {}}
     for r in read_rows(real):
         if r["file"] not in spec:
@@ -531,8 +530,7 @@ def main():
         Path(args.out).write_text(json.dumps(r, indent=1))
         print(json.dumps({k: v for k, v in r.items() if k != "images"}))
         return
-    if not (Path(args.real) / "labels.csv").exists():
-        print(f"real photos not found at {args.real}: nothing to do")
+    if not photos_present(args.real):
         return
     if args.cmd == "cv":
         r = cv(args.models, args.real, args.train, args.val, args.out, args.recipe)

@@ -26,9 +26,10 @@ import numpy as np
 from PIL import Image
 
 from . import contract
-from .cv import LABEL_FILES, LABELLED, N_FOLDS, folds
+from .cv import LABEL_FILES, N_FOLDS, folds, pixel_figures
 from .data import normalise, prepare_photo
-from .real_labels import IGNORE, read_rows
+from .evaluate import confusion, read_labels, session
+from .real_labels import IGNORE, photos_present, read_rows
 from .real_labels import mask as label_mask
 
 # The offsets fit (DECISIONS.md run 8): hair, thinning, bare; a grid of 0.1 in [-1.5, 1.5].
@@ -36,27 +37,22 @@ FITTED = [contract.CLASSES.index(c) for c in ("hair", "thinning", "bare")]
 GRID = np.round(np.arange(-1.5, 1.5001, 0.1), 2)
 SWEEPS = 3
 SCAR = contract.CLASSES.index("scar")
-LAB = [contract.CLASSES.index(c) for c in LABELLED]
 METADATA = "scalpmap.class_offsets"
 
 
-def labelled_pixels(real, models_of_fold, label_files=LABEL_FILES, variant=""):
+def labelled_pixels(real, models_of_fold, label_files=LABEL_FILES):
     """Per man: the log-probabilities (N x classes) of his labelled pixels, each photo scored by
     the fold model that did not see him, and their labels (N)."""
-    import onnxruntime as ort
-
     rows = read_rows(real)
     fold_of = folds(rows)
-    spec = {}
-    for f in label_files:
-        spec.update(json.loads(Path(f).read_text())["photos"])
+    spec = read_labels(label_files)
     sessions, out = {}, {}
     for r in rows:
         if r["file"] not in spec:
             continue
         path = str(models_of_fold(fold_of[r["person"]]))
         if path not in sessions:
-            sessions[path] = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            sessions[path] = session(path)
         photo = prepare_photo(Image.open(Path(real) / r["file"]))
         probs = sessions[path].run(["probs"], {"image": normalise(photo[None])})[0][0]
         lab = label_mask(photo, spec[r["file"]])
@@ -76,12 +72,9 @@ def predict(logp, offsets):
     return z.argmax(1)
 
 
-def miou(pred, lab, n=len(contract.CLASSES)):
-    """Pooled mean IoU over the labelled classes (cv.pixel_figures' definition)."""
-    cm = np.bincount(lab * n + pred, minlength=n * n).reshape(n, n)
-    inter = np.diag(cm).astype(np.float64)
-    union = cm.sum(0) + cm.sum(1) - inter
-    return float(np.mean([inter[c] / union[c] for c in LAB if union[c]]))
+def miou(pred, lab):
+    """Pooled mean IoU over the labelled classes, as `cv score` computes it."""
+    return pixel_figures(confusion(pred, lab))["miou"]
 
 
 def fit(logp, lab):
@@ -160,9 +153,9 @@ def cv(models, real, variant=".offsets"):
     per_man, fold_of = labelled_pixels(real, lambda k: Path(models) / f"fold{k}.onnx")
     result = {"grid": [float(GRID[0]), float(GRID[-1]), 0.1], "sweeps": SWEEPS, "classes": contract.CLASSES, "folds": {}}
     for k in range(N_FOLDS):
-        train = sorted(m for m in per_man if fold_of[m] != k)
-        b, score = fit(*pooled(per_man, train))
-        before = miou(predict(pooled(per_man, train)[0], np.zeros_like(b)), pooled(per_man, train)[1])
+        logp, lab = pooled(per_man, sorted(m for m in per_man if fold_of[m] != k))
+        b, score = fit(logp, lab)
+        before = miou(predict(logp, np.zeros_like(b)), lab)
         result["folds"][k] = {"offsets": [float(v) for v in b], "train_miou_before": before, "train_miou_after": score}
         src = Path(models) / f"fold{k}.onnx"
         attach(src, b, Path(models) / f"fold{k}{variant}.onnx", f"fit on the other folds' men, fold {k}")
@@ -195,8 +188,7 @@ def main():
     s.add_argument("--real", default="../../shared/real/uze-dev")
     s.add_argument("--out", required=True)
     a = ap.parse_args()
-    if not (Path(a.real) / "labels.csv").exists():
-        print(f"real photos not found at {a.real}: nothing to do")
+    if not photos_present(a.real):
         return
     if a.cmd == "cv":
         cv(a.models, a.real)

@@ -48,6 +48,15 @@ def labelled_persons(rows):
     return chosen
 
 
+def photos_present(real):
+    """Whether the development photos (their labels.csv) are at `real`; says so when they are
+    not, since every command that needs them has nothing to do without them."""
+    if (Path(real) / "labels.csv").exists():
+        return True
+    print(f"real photos not found at {real}: nothing to do")
+    return False
+
+
 def read_rows(real):
     """The rows of the real photos' labels.csv (file, norwood, person, view, ...)."""
     return list(csv.DictReader(open(Path(real) / "labels.csv")))
