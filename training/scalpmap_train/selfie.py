@@ -120,6 +120,22 @@ def read_graph(path):
             o = _options(op, tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
             if o is not None and o.FusedActivationFunction() != 0:
                 raise ValueError(f"{outs[0]}: fused activation is not supported")
+        # The face detector's (facedet.py) further operators.
+        elif kind == "MAX_POOL_2D":
+            o = _options(op, tflite.Pool2DOptions)
+            if o.FusedActivationFunction() != 0:
+                raise ValueError(f"{outs[0]}: fused activation is not supported")
+            spec.update(k=(o.FilterHeight(), o.FilterWidth()), stride=(o.StrideH(), o.StrideW()),
+                        same=o.Padding() == tflite.Padding.SAME)
+        elif kind == "PAD":
+            spec.update(pads=consts[ins[1]].tolist())
+        elif kind == "RESHAPE":
+            spec.update(shape=[int(v) for v in g.Tensors(op.Outputs(0)).ShapeAsNumpy()])
+        elif kind == "CONCATENATION":
+            o = _options(op, tflite.ConcatenationOptions)
+            if o.FusedActivationFunction() != 0:
+                raise ValueError(f"{outs[0]}: fused activation is not supported")
+            spec.update(axis=o.Axis())
         elif kind not in ("HARD_SWISH", "RELU", "LOGISTIC", LAST):
             raise ValueError(f"operator {kind} is not supported")
         ops.append(spec)
