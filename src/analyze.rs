@@ -36,6 +36,8 @@ pub struct Settings {
     pub model: ModelInfo,
     pub backend: BackendInfo,
     pub scale_rules: ScaleRules,
+    /// Take the lower face out of side views' maps ([`crate::model::face`]).
+    pub face_stage: bool,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             model,
             backend,
             scale_rules: Rules::default().scale,
+            face_stage: true,
         }
     }
 }
@@ -83,7 +86,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// given scale and the scale rules (head breadth, marker size). `--resume` analyses a photo
 /// again when they differ from its report's.
 pub fn options_sha256(view: Option<&str>, s: &Settings) -> String {
-    let options = serde_json::json!({ "view": view, "px_per_cm": s.px_per_cm, "scale_rules": s.scale_rules });
+    let face_stage = s.face_stage && crate::model::face::applies_to(view);
+    let options = serde_json::json!({ "view": view, "px_per_cm": s.px_per_cm, "scale_rules": s.scale_rules, "face_stage": face_stage });
     sha256_hex(options.to_string().as_bytes())
 }
 
@@ -133,10 +137,26 @@ pub fn analyze_corrected(
     let prepare_ms = ms(t);
     let t = Instant::now();
     let out = seg.run(&input).map_err(|e| AnalyzeError::Inference { path: path.display().to_string(), why: e.to_string() })?;
+    // The model input, back in sRGB: the face stage, skin tone and quality read its colours.
+    let rgb = crate::model::segmenter::input_rgb(&input, seg.contract());
+    let (mw, mh) = (seg.contract().input_width, seg.contract().input_height);
+    // A practitioner's map of another grid (another model) is not used.
+    let corrected = corrected.filter(|k| k.map.width == mw && k.map.height == mh);
+    let view = corrected.and_then(|k| k.correction.view.as_deref()).or(view);
+    let view_used = view_of(view, path);
+    let no_head = out.no_head(seg.contract().head_threshold);
+    let face = if s.face_stage && !no_head && crate::model::face::applies_to(view_used.as_deref()) {
+        let inference =
+            |e: crate::model::segmenter::InferenceError| AnalyzeError::Inference { path: path.display().to_string(), why: e.to_string() };
+        let found = seg.face_detector().map_err(inference)?.detect(&rgb, mw, mh).map_err(inference)?;
+        let region = found.as_ref().map(|f| crate::model::face::lower_face(f, mw)).unwrap_or_default();
+        Some((found, region))
+    } else {
+        None
+    };
     let infer_ms = ms(t);
     let t = Instant::now();
     let c = seg.contract();
-    let (mw, mh) = (c.input_width, c.input_height);
     // Measurements refer to the photo's own pixels, even when it was decoded smaller.
     let (pw, ph) = (photo.width, photo.height);
     let decoded_scale = pw as f64 / photo.image.width().max(1) as f64;
@@ -149,12 +169,25 @@ pub fn analyze_corrected(
     // With scar detection off, a pixel the model calls scar takes its next most probable class.
     let excluded = (!c.scar_detection).then_some(Class::Scar as u8);
     // The head check: a photo with no head in it is no scalp at all, never a bald one.
-    let no_head = out.no_head(c.head_threshold);
-    let raw = if no_head {
+    let mut raw = if no_head {
         ClassMap::new(mw, mh, vec![Class::Background as u8; mw * mh])
     } else {
         ClassMap::new(mw, mh, out.classes_except(excluded).iter().copied().collect())
     };
+    // A side view's lower face is never scalp, whatever the model drew there.
+    let face_stage = face.map(|(found, region)| {
+        let mut removed = 0;
+        for (cell, _) in raw.data.iter_mut().zip(&region).filter(|(_, &r)| r) {
+            removed += u64::from(*cell != Class::Background as u8);
+            *cell = Class::Background as u8;
+        }
+        FaceStage {
+            face_found: found.is_some(),
+            score: found.map(|f| f.score as f64),
+            cells_removed: removed,
+            region_fraction: region.iter().filter(|&&r| r).count() as f64 / (mw * mh) as f64,
+        }
+    });
     let mut map = clean(&raw, min_cells, Class::COUNT);
     let marker = crate::marker::find_in_photo(&photo.image).map(|m| m.scaled(decoded_scale));
     if let Some(m) = &marker {
@@ -162,15 +195,10 @@ pub fn analyze_corrected(
     }
     let model_map = map.clone();
     // The practitioner's map is final: not cleaned again, the marker left as they painted it.
-    let corrected = corrected.filter(|k| k.map.width == mw && k.map.height == mh);
     if let Some(k) = corrected {
         map = k.map.clone();
     }
-    let view = corrected.and_then(|k| k.correction.view.as_deref()).or(view);
     let density: Vec<f32> = out.density.iter().copied().collect();
-    // The model input, back in sRGB: skin tone reads its colours, quality its luminance.
-    let rgb = crate::model::segmenter::input_rgb(&input, c);
-    let view_used = view_of(view, path);
     let measurement = measure(&map, sx, sy, view_used.as_deref(), marker.as_ref(), &rgb, s);
     // Zones and class shares use the scale the report states (given, marker or head
     // estimate), so every cm² in one report rests on the same px/cm.
@@ -236,6 +264,7 @@ pub fn analyze_corrected(
         measurement,
         options_sha256: Some(options_sha256(view_used.as_deref(), s)),
         review: corrected.map(Corrected::info),
+        face_stage,
     };
     Ok(Analysis { report, overlay, class_map: map, model_map })
 }

@@ -38,6 +38,22 @@ pub struct Report {
     /// Present when the map is a practitioner's correction (`scalpmap review`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<crate::correction::ReviewInfo>,
+    /// Present on side views, where the face stage ran ([`crate::model::face`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_stage: Option<FaceStage>,
+}
+
+/// What the side views' face stage took out of the model's map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaceStage {
+    /// Whether the face detector found a face (score at least 0.5).
+    pub face_found: bool,
+    /// Its score, when found.
+    pub score: Option<f64>,
+    /// Map cells of the lower face set to background (scalp classes the model had drawn there).
+    pub cells_removed: u64,
+    /// The lower face's share of the map.
+    pub region_fraction: f64,
 }
 
 impl Report {

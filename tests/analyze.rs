@@ -165,6 +165,42 @@ fn anonymize_hides_file_names() {
     assert!(!summary.contains("synth-2026-00003.jpg"));
 }
 
+/// The side views' face stage: run on left and right views only (the sample patient's side
+/// views, whose rendered faces the detector finds), written into the report, kept out of the map,
+/// switched off by `--no-face-stage`, and part of what `--resume` compares.
+#[test]
+fn side_views_get_the_face_stage_and_it_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = |view: &str, args: &[&str], out: &str| -> (Report, image::GrayImage) {
+        let name = format!("synth-2026-00505-{view}");
+        let photo = repo().join(format!("samples/synth-2026-00505/{name}.jpg"));
+        let out = dir.path().join(out);
+        let mut all = vec!["analyze", photo.to_str().unwrap(), "--backend", "tract"];
+        all.extend_from_slice(args);
+        let o = scalpmap(&all, &out);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).unwrap()).unwrap();
+        let errors: Vec<String> = validator().iter_errors(&raw).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "the report breaks the schema: {errors:?}");
+        (serde_json::from_value(raw).unwrap(), image::open(out.join(format!("{name}.mask.png"))).unwrap().to_luma8())
+    };
+    let (on, on_map) = report("left", &[], "on");
+    let (off, off_map) = report("left", &["--no-face-stage"], "off");
+    let (top, _) = report("top", &[], "top");
+    assert_eq!(on.view.as_deref(), Some("left"), "the view comes from the file name");
+    let stage = on.face_stage.as_ref().expect("a left view gets the face stage");
+    assert!(stage.face_found && stage.score.is_some_and(|s| (0.5..=1.0).contains(&s)), "{stage:?}");
+    assert!(stage.cells_removed > 0 && stage.region_fraction > 0.0 && stage.region_fraction < 0.5, "{stage:?}");
+    assert!(off.face_stage.is_none() && top.face_stage.is_none(), "only side views, and only when on");
+    assert_ne!(on.options_sha256, off.options_sha256, "--resume analyses again when the stage is switched");
+    // The stage only ever takes scalp away: every cell scalp with it is scalp without it (up to
+    // the clean-up's merging of small regions at the region's edge), and there is less scalp.
+    let scalp = |m: &image::GrayImage| m.pixels().filter(|p| p.0[0] != Class::Background as u8).count();
+    assert!(scalp(&on_map) < scalp(&off_map), "{} against {}", scalp(&on_map), scalp(&off_map));
+    let gained = on_map.pixels().zip(off_map.pixels()).filter(|(a, b)| a.0[0] != 0 && b.0[0] == 0).count();
+    assert!(gained * 100 < scalp(&on_map), "{gained} cells became scalp with the stage");
+}
+
 /// The resize rule on 12-megapixel photos: the same scenes rendered at 3464x3464 and at
 /// 512x512 (the training scale) read alike once area-averaged to the model's input, so a phone
 /// photo is not worse off for being large. Measured on seed 77 (6 top views): differences

@@ -21,4 +21,7 @@ fn onnxruntime_agrees_with_pytorch_and_tract_reference() {
     let r = common::reference();
     let d = common::max_diff_to_reference(&mut seg);
     assert!(d < r.tolerance, "ONNX Runtime differs from PyTorch by {d}");
+    let mut det = scalpmap::model::face::FaceDetector::new(1).unwrap();
+    let d = common::face_max_diff(&mut det);
+    assert!(d < 1e-4, "ONNX Runtime's face detector differs from training's by {d}");
 }

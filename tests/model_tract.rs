@@ -75,3 +75,38 @@ fn predictions_on_samples_match_their_truth() {
 /// accuracy is 0.85 and loss-fraction MAE 0.12, models/MODEL_CARD.md); tighten as it improves.
 const MIN_PIXEL_ACCURACY: f64 = 0.75;
 const LOSS_FRACTION_MEDIAN_TOLERANCE: f64 = 0.15;
+
+#[test]
+fn tract_face_detector_agrees_with_training() {
+    scalpmap::model::backend::init(BackendChoice::Tract).unwrap();
+    let mut det = scalpmap::model::face::FaceDetector::new(1).unwrap();
+    let d = common::face_max_diff(&mut det);
+    assert!(d < 1e-4, "tract's face detector differs from ONNX Runtime in training by {d}");
+}
+
+#[test]
+fn face_decoding_matches_training() {
+    // facedet.py's decoding case: raw outputs from a formula, 241 anchors above the threshold.
+    let scores: Vec<f32> = (0..896).map(|i| (0.3 + 0.3 * (i as f64 * 0.37).sin()) as f32).collect();
+    let boxes: Vec<f32> = (0..896 * 16)
+        .map(|n| {
+            let (i, j) = (n / 16, n % 16);
+            let v = (6.0 * ((i * 16 + j) as f64).sin()) as f32;
+            if j == 2 || j == 3 {
+                v + 30.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    let r = common::face_reference().decode_case;
+    assert_eq!(scores.iter().filter(|&&s| s >= 0.5).count(), r.above_threshold);
+    let (score, bbox, kps) = scalpmap::model::face::decode(&scores, &boxes, &scalpmap::model::face::anchors()).unwrap();
+    assert_eq!(score, r.score);
+    for (a, b) in bbox.iter().zip(&r.bbox) {
+        assert!((a - b).abs() < 1e-9, "box {bbox:?} against {:?}", r.bbox);
+    }
+    for (a, b) in kps.iter().flatten().zip(&r.keypoints) {
+        assert!((a - b).abs() < 1e-9, "keypoints {kps:?} against {:?}", r.keypoints);
+    }
+}

@@ -124,6 +124,10 @@ struct AnalyzeArgs {
     /// left or right.
     #[arg(long, value_parser = parse_view)]
     view: Option<View>,
+    /// Keep side views' lower faces in the map (by default the face detector finds the face on
+    /// left and right views and takes its cheeks, beard and chin out of the scalp).
+    #[arg(long)]
+    no_face_stage: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -413,6 +417,7 @@ fn run_batch(a: &AnalyzeArgs, loaded: &model::LoadedModel, job: BatchJob) -> any
     settings.anonymize = a.anonymize;
     settings.max_pixels = (a.max_megapixels * 1e6) as u64;
     settings.scale_rules = scale_rules;
+    settings.face_stage = !a.no_face_stage;
     let total = inputs.len() + pre_failures.len();
     let cfg = BatchConfig {
         inputs,

@@ -1,9 +1,10 @@
 //! The ONNX model: its contract (read from the file's metadata), the inference engine choice
 //! (tract built in, or a real ONNX Runtime library), and the `Segmenter` that runs it with the
-//! contract's pre-processing.
+//! contract's pre-processing, and the side views' face stage (`face`).
 
 pub mod backend;
 pub mod contract;
+pub mod face;
 pub mod onnx_meta;
 pub mod segmenter;
 

@@ -67,10 +67,27 @@ fn environment() -> Result<&'static ort::environment::Environment, InferenceErro
         .map_err(|e| InferenceError::Engine(e.clone()))
 }
 
+/// A session builder on the chosen engine with `threads` intra-op threads (ignored by tract).
+pub(crate) fn session_builder(threads: usize) -> Result<ort::session::builder::SessionBuilder, InferenceError> {
+    // ort panics when used before an engine is set: refuse instead.
+    if super::backend::active().is_none() {
+        return Err(InferenceError::Engine("no inference engine chosen: call model::backend::init first".into()));
+    }
+    let env = environment()?;
+    // ort's builder errors are not Send/Sync: turn them into strings at this boundary.
+    let builder = Session::builder(env).map_err(|e| InferenceError::Load(e.to_string()))?;
+    // tract's ort stub refuses thread settings (it runs on the calling thread): keep the
+    // builder it hands back and go on.
+    Ok(builder.with_intra_threads(threads.max(1)).unwrap_or_else(|e| e.recover()))
+}
+
 /// One model session with its contract; not shared between threads (`run` takes `&mut`).
 pub struct Segmenter {
     session: Session,
     contract: ModelContract,
+    threads: usize,
+    /// The side views' face detector, started on the first side view this worker sees.
+    face: Option<super::face::FaceDetector>,
 }
 
 impl Segmenter {
@@ -78,26 +95,25 @@ impl Segmenter {
     /// [`super::backend::init`] first. `threads` is the engine's intra-op thread count
     /// (ignored by tract, which runs each session on the calling thread).
     pub fn new(model: &[u8], contract: ModelContract, threads: usize) -> Result<Segmenter, InferenceError> {
-        // ort panics when used before an engine is set: refuse instead.
-        if super::backend::active().is_none() {
-            return Err(InferenceError::Engine("no inference engine chosen: call model::backend::init first".into()));
-        }
-        let env = environment()?;
-        // ort's builder errors are not Send/Sync: turn them into strings at this boundary.
-        let builder = Session::builder(env).map_err(|e| InferenceError::Load(e.to_string()))?;
-        // tract's ort stub refuses thread settings (it runs on the calling thread): keep the
-        // builder it hands back and go on.
-        let builder = builder.with_intra_threads(threads.max(1)).unwrap_or_else(|e| e.recover());
+        let builder = session_builder(threads)?;
         // ONNX Runtime optimises every graph by default; ort-tract only when asked. Without this
         // tract runs the unoptimised graph: 355 instead of ~140 ms per image in a batch here.
         let mut builder = builder.with_optimization_level(GraphOptimizationLevel::All).unwrap_or_else(|e| e.recover());
         let session = builder.commit_from_memory(model).map_err(|e| InferenceError::Load(e.to_string()))?;
         check_io(&session, contract.head_threshold.is_some())?;
-        Ok(Segmenter { session, contract })
+        Ok(Segmenter { session, contract, threads, face: None })
     }
 
     pub fn contract(&self) -> &ModelContract {
         &self.contract
+    }
+
+    /// The face detector of this worker (the embedded one), started when first asked for.
+    pub fn face_detector(&mut self) -> Result<&mut super::face::FaceDetector, InferenceError> {
+        if self.face.is_none() {
+            self.face = Some(super::face::FaceDetector::new(self.threads)?);
+        }
+        self.face.as_mut().ok_or_else(|| InferenceError::Engine("the face detector did not start".into()))
     }
 
     /// Segments a photo (any size; resized by the contract's rule).

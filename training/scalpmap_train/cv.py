@@ -353,7 +353,12 @@ def class_map(sess, photo_uint8):
     return probs.argmax(0).astype(np.uint8)
 
 
-def score(model_of_fold, real, label_files, binary, work, sheet=None):
+SIDE_VIEWS = ("left", "right")
+
+
+def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None):
+    """`face_stage`: the face detector's ONNX file; the lower face is then set to background on
+    side views, as `scalpmap analyze` does (facedet.py, DECISIONS.md run 11)."""
     from .evaluate import contact_sheet, session
 
     rows = read_rows(real)
@@ -366,6 +371,21 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None):
         path = str(model_of_fold(fold_of[r["person"]]))
         sessions.setdefault(path, session(path))
         pred[i] = class_map(sessions[path], photos[i])
+    faces = {}
+    if face_stage:
+        from . import facedet
+
+        run = facedet.onnx_runner(face_stage)
+        for i, r in enumerate(rows):
+            if SCALP_VIEWS[r["view"]] in SIDE_VIEWS:
+                region, found = facedet.region(run, photos[i])
+                pred[i][region] = BG
+                faces[r["file"]] = {"found": found is not None, "region_share": float(region.mean()),
+                                    "labelled_scalp_removed": None}
+                if r["file"] in spec:
+                    lab = label_mask(photos[i], spec[r["file"]])
+                    scalp = (lab > 0) & (lab != IGNORE)
+                    faces[r["file"]].update(scalp=int(scalp.sum()), labelled_scalp_removed=int((scalp & region).sum()))
     per_photo = []
     for i, r in enumerate(rows):
         p = {"file": r["file"], "person": r["person"], "view": SCALP_VIEWS[r["view"]], "norwood": int(r["norwood"]),
@@ -387,6 +407,12 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None):
         "staging": staging(binary, model_of_fold, rows, real, fold_of, work),
         "per_photo": per_photo,
     }
+    if face_stage:
+        removed = sum(f.get("labelled_scalp_removed") or 0 for f in faces.values())
+        result["face_stage"] = {"model": str(face_stage), "views": list(SIDE_VIEWS),
+                                "faces_found": sum(f["found"] for f in faces.values()), "side_photos": len(faces),
+                                "labelled_scalp_removed": removed / max(1, sum(f.get("scalp", 0) for f in faces.values())),
+                                "per_photo": faces}
     result["staging"]["skin_rule"] = skin_staging(per_photo, fold_of)
     if sheet:
         contact_sheet(photos, pred, rows, [p["loss_fraction"] for p in per_photo], sheet)
@@ -482,11 +508,11 @@ def gate(models):
         print(f"fold {k}: gated", flush=True)
 
 
-def synthetic_figures(model, val):
+def synthetic_figures(model, val, face_stage=None):
     """evaluate.py's figures on unseen renders, and the speed, for the card."""
     from .evaluate import session, synthetic, timings
 
-    return {"synthetic": synthetic(session(str(model)), val), "speed": timings(str(model))}
+    return {"synthetic": synthetic(session(str(model)), val, face_stage), "speed": timings(str(model))}
 
 
 def main():
@@ -509,12 +535,14 @@ def main():
     s.add_argument("--real", default="../../shared/real/uze-dev")
     s.add_argument("--binary", default="../target/release/scalpmap")
     s.add_argument("--sheet", default=None, help="contact sheet PNG (default: beside --out)")
+    s.add_argument("--face-stage", default=None, help="the face detector (../models/face-detector.onnx): side views' lower face set to background")
     s.add_argument("--out", required=True)
     gp = sub.add_parser("gate", help="export a folder's fold models again with the person stage")
     gp.add_argument("--models", required=True)
     y = sub.add_parser("synth", help="a model's figures on unseen renders and its speed")
     y.add_argument("--model", required=True)
     y.add_argument("--val", default="data/val")
+    y.add_argument("--face-stage", default=None, help="the face detector: side views' lower face set to background first")
     y.add_argument("--out", required=True)
     h = sub.add_parser("ship", help="the all-men model with its cross-validated cut points, to --out")
     h.add_argument("--models", required=True)
@@ -523,7 +551,7 @@ def main():
     h.add_argument("--variant", default="")
     a = ap.parse_args()
     if a.cmd == "synth":
-        result = synthetic_figures(a.model, a.val)
+        result = synthetic_figures(a.model, a.val, a.face_stage)
         Path(a.out).write_text(json.dumps(result, indent=1))
         print(json.dumps({"miou": result["synthetic"]["miou"], **result["speed"]}))
         return
@@ -549,7 +577,7 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         result = score(model_of_fold, a.real, LABEL_FILES, a.binary, work,
-                       a.sheet or str(out.with_suffix("")) + "_sheet.png")
+                       a.sheet or str(out.with_suffix("")) + "_sheet.png", a.face_stage)
     out.write_text(json.dumps(result, indent=1))
     print(summary(result))
 

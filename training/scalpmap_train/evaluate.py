@@ -74,7 +74,7 @@ def predict(sess, photos_uint8):
     pixel with the truth and labels on that grid, and with the 256 px models."""
     classes, dens = [], []
     for p in photos_uint8:
-        probs, d = sess.run(None, {"image": normalise(p[None])})
+        probs, d = sess.run(["probs", "density"], {"image": normalise(p[None])})
         f = probs.shape[-1] // contract.INPUT_SIZE
         probs, d = (box_pool(probs[0], f), box_pool(d[0], f)) if f > 1 else (probs[0], d[0])
         classes.append(probs.argmax(0).astype(np.uint8))
@@ -142,9 +142,18 @@ def baseline_fraction(photo_uint8):
     return float((skin & smooth).mean())
 
 
-def synthetic(sess, folder):
+def synthetic(sess, folder, face_stage=None):
+    """Figures on unseen renders; with `face_stage` (the face detector's ONNX file) the side
+    views' lower face is set to background first, as the product does."""
     photos, labels, density, meta, _ = load_synth(folder)
     pred, dens = predict(sess, model_photos(sess, folder, photos))
+    if face_stage:
+        from . import facedet
+
+        run = facedet.onnx_runner(face_stage)
+        for i, m in enumerate(meta):
+            if m["view"] in ("left", "right") and photos[i].shape[0] == 2 * facedet.SIZE:
+                pred[i][facedet.region(run, photos[i])[0]] = 0
     ious, cm = iou_table(pred, labels)
     scalp = labels > 0
     true_frac = [loss_fraction(l) for l in labels]

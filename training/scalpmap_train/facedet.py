@@ -309,19 +309,23 @@ def reference(onnx_path, out):
     """What the product's tests compare with: the raw outputs on a fixed input, and the decoded
     region on rendered test inputs (a face-like pattern is not needed: agreement is what is tested)."""
     run = onnx_runner(onnx_path)
-    rng = np.random.default_rng(11)
     # A smooth fixed input (sums of sines), so both engines see the same numbers to float precision.
     yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     x = np.stack([0.5 + 0.4 * np.sin(6 * xx + c) * np.cos(5 * yy - c) for c in (0.0, 1.0, 2.0)])[None].astype(np.float32)
     s, b = run(x)
     top = np.argsort(-s[0])[:16]
-    # A decoding case with known raw outputs (random, some above the threshold).
-    fake_s = rng.uniform(0, 0.6, 896).astype(np.float32)
-    fake_b = rng.normal(0, 6, (896, 16)).astype(np.float32)
+    # A decoding case with raw outputs from a formula both sides compute (some scores above the
+    # threshold, overlapping boxes among them).
+    i = np.arange(896)
+    fake_s = (0.3 + 0.3 * np.sin(i * 0.37)).astype(np.float32)
+    fake_b = (6.0 * np.sin(i[:, None] * 16 + np.arange(16)[None, :])).astype(np.float32)
+    fake_b[:, 2:4] += 30.0
     d = decode(fake_s, fake_b)
     res = {"input": "channel c: 0.5 + 0.4 sin(6 x + c) cos(5 y - c), x and y = pixel index / 128, c = 0, 1, 2",
            "top_anchors": top.tolist(), "top_scores": s[0, top].tolist(), "top_boxes": b[0, top].tolist(),
-           "decode_case": {"seed": 11, "scores": fake_s.tolist(), "boxes": fake_b.reshape(-1).tolist(),
+           "decode_case": {"scores": "0.3 + 0.3 sin(0.37 i), as float32, i = anchor",
+                           "boxes": "6 sin(16 i + j) (+ 30 for j = 2, 3), as float32, j = value",
+                           "above_threshold": int((fake_s >= MIN_SCORE).sum()),
                            "score": d[0], "box": list(d[1]), "keypoints": d[2].reshape(-1).tolist()}}
     Path(out).write_text(json.dumps(res) + "\n")
     return {k: v for k, v in res.items() if k != "decode_case"}
