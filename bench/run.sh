@@ -8,7 +8,8 @@
 # Renders N photos of 3464x3464 (12 MP) with `scalpmap synth` into bench/data/ (kept between
 # runs), installs the reference's pinned requirements into bench/.venv, then runs, on the same
 # photos: the reference (PIL + onnxruntime + numpy/scipy, ONNX Runtime's default threads), and
-# `scalpmap analyze` with ONNX Runtime and with tract (--jobs 2, one session per worker). Prints
+# `scalpmap analyze` with ONNX Runtime and with tract (--jobs 2, one session per worker), then
+# both again with --view left (every photo through the side views' face stage). Prints
 # photos/s, per-stage median ms, peak RSS and CPU use for each, and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,9 @@ timed() {
 timed reference "$venv/bin/python" bench/reference.py "$data" --model models/scalpmap-seg.onnx --out "$work/ref"
 timed onnxruntime "$bin" analyze "$data" --out "$work/ort" --backend onnxruntime --jobs 2
 timed tract "$bin" analyze "$data" --out "$work/tract" --backend tract --jobs 2
+# The same photos as side views (their names carry no view): every one through the face stage.
+timed onnxruntime-side "$bin" analyze "$data" --out "$work/ort-side" --backend onnxruntime --jobs 2 --view left
+timed tract-side "$bin" analyze "$data" --out "$work/tract-side" --backend tract --jobs 2 --view left
 
 python3 - "$work" "$N" <<'PY'
 import json, glob, statistics, sys
@@ -57,8 +61,9 @@ rows = {}
 ref = json.loads(open(f"{work}/reference.out").read())
 wall, rss, cpu = time_of("reference")
 rows["reference (Python)"] = (n / wall, ref["median_ms"], rss, cpu)
-for name in ("onnxruntime", "tract"):
-    reports = [json.load(open(f)) for f in glob.glob(f"{work}/{'ort' if name == 'onnxruntime' else name}/*.json") if not f.endswith(("summary.json", "scalpmap-run.json"))]
+folders = {"onnxruntime": "ort", "tract": "tract", "onnxruntime-side": "ort-side", "tract-side": "tract-side"}
+for name, folder in folders.items():
+    reports = [json.load(open(f)) for f in glob.glob(f"{work}/{folder}/*.json") if not f.endswith(("summary.json", "scalpmap-run.json"))]
     med = {k: statistics.median(r["timings_ms"][k] for r in reports) for k in ("decode", "prepare", "infer", "post", "total")}
     wall, rss, cpu = time_of(name)
     rows[f"scalpmap {name}"] = (n / wall, med, rss, cpu)
@@ -69,6 +74,8 @@ for k, (pps, med, rss, cpu) in rows.items():
 r = rows
 print(f"ratio scalpmap onnxruntime / reference: {r['scalpmap onnxruntime'][0] / r['reference (Python)'][0]:.2f}x (target >= 2)")
 print(f"ratio scalpmap tract / scalpmap onnxruntime: {r['scalpmap tract'][0] / r['scalpmap onnxruntime'][0]:.2f} (target >= 0.5)")
+print(f"side views (face stage on every photo) / as named: onnxruntime {r['scalpmap onnxruntime-side'][0] / r['scalpmap onnxruntime'][0]:.2f}, "
+      f"tract {r['scalpmap tract-side'][0] / r['scalpmap tract'][0]:.2f}")
 PY
 
 if [ "$RSS_PHOTOS" -gt 0 ]; then
