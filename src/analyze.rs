@@ -112,13 +112,15 @@ pub fn analyze_bytes(
     s: &Settings,
     read_ms: f64,
 ) -> Result<Analysis, AnalyzeError> {
-    analyze_corrected(seg, bytes, path, view, s, read_ms, None)
+    analyze_corrected(seg, bytes, path, view, s, read_ms, None, None)
 }
 
 /// [`analyze_bytes`], with a practitioner's correction of this photo's map (checked by
 /// [`crate::correction::load_valid`]): everything measured rests on the corrected map, its view
 /// (when it sets one) is the photo's, a retake mark makes the photo a retake, and the report
-/// says it was reviewed.
+/// says it was reviewed. `sha256`: the bytes' SHA-256 when the caller has it already (a 12 MP
+/// photo's hash is not taken twice).
+#[allow(clippy::too_many_arguments)]
 pub fn analyze_corrected(
     seg: &mut Segmenter,
     bytes: &[u8],
@@ -127,6 +129,7 @@ pub fn analyze_corrected(
     s: &Settings,
     read_ms: f64,
     corrected: Option<&Corrected>,
+    sha256: Option<&str>,
 ) -> Result<Analysis, AnalyzeError> {
     let started = Instant::now();
     let t = Instant::now();
@@ -243,7 +246,7 @@ pub fn analyze_corrected(
         scalpmap_version: env!("CARGO_PKG_VERSION").into(),
         input: InputInfo {
             file,
-            sha256: sha256_hex(bytes),
+            sha256: sha256.map_or_else(|| sha256_hex(bytes), str::to_string),
             bytes: bytes.len() as u64,
             format: photo.format.into(),
             width: pw,

@@ -299,7 +299,16 @@ pub fn run(
                     Some(s) => s,
                     None => Segmenter::new(cfg.model, cfg.contract.clone(), cfg.session_threads)?,
                 };
-                let analysis = analyze_corrected(&mut seg, &bytes, path, given, &cfg.settings, read_ms, corrected.as_ref());
+                let analysis = analyze_corrected(
+                    &mut seg,
+                    &bytes,
+                    path,
+                    given,
+                    &cfg.settings,
+                    read_ms,
+                    corrected.as_ref(),
+                    sha.get().map(String::as_str),
+                );
                 pool.lock().unwrap_or_else(|p| p.into_inner()).push(seg);
                 let analysis = analysis?;
                 write_outputs(&cfg.out, name, &analysis, &input_set)?;
@@ -356,6 +365,7 @@ pub fn run(
         max_pixels: st.max_pixels,
         anonymize: st.anonymize,
         scale_rules: st.scale_rules.clone(),
+        face_stage: st.face_stage,
         photos: cfg
             .inputs
             .iter()

@@ -27,10 +27,18 @@ pub struct RunRecord {
     pub max_pixels: u64,
     pub anonymize: bool,
     pub scale_rules: ScaleRules,
+    /// Whether side views went through the face stage (records written before it existed: yes,
+    /// as the scalpmap that reads them does by default).
+    #[serde(default = "yes")]
+    pub face_stage: bool,
     /// By output name (`NAME.json`).
     pub photos: BTreeMap<String, RecordedPhoto>,
     /// Present for `plan` runs.
     pub plan: Option<PlanRecord>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

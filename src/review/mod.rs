@@ -394,7 +394,7 @@ impl Folder {
         let Some((_, seg, settings)) = self.model.as_mut() else { unreachable!("loaded above") };
         // The view the run used (manifest, --view or the name), unless the review sets one.
         let given = self.record.photos.get(name).and_then(|p| p.view.clone()).or_else(|| old.view.clone());
-        let mut a = analyze_corrected(seg, bytes, path, given.as_deref(), settings, 0.0, Some(corrected))
+        let mut a = analyze_corrected(seg, bytes, path, given.as_deref(), settings, 0.0, Some(corrected), Some(&old.input.sha256))
             .map_err(|e| ApiError::new(500, e.to_string()))?;
         // The report names the photo as the run did (its path then, or its anonymous id).
         a.report.input.file = old.input.file.clone();
@@ -438,6 +438,7 @@ impl Folder {
         s.max_pixels = rec.max_pixels;
         s.anonymize = rec.anonymize;
         s.scale_rules = rec.scale_rules.clone();
+        s.face_stage = rec.face_stage;
         Ok((loaded, seg, s))
     }
 
