@@ -87,9 +87,10 @@ pub fn max_diff_to_reference(seg: &mut Segmenter) -> f32 {
 /// `models/face-detector.reference.json` (training/scalpmap_train/facedet.py `reference`).
 #[derive(serde::Deserialize)]
 pub struct FaceReference {
-    pub top_anchors: Vec<usize>,
-    pub top_scores: Vec<f32>,
-    pub top_boxes: Vec<Vec<f32>>,
+    /// Per batch item (the formula image at 0-3 quarter turns), its 16 highest-scoring anchors.
+    pub top_anchors: Vec<Vec<usize>>,
+    pub top_scores: Vec<Vec<f32>>,
+    pub top_boxes: Vec<Vec<Vec<f32>>>,
     pub decode_case: FaceDecodeCase,
 }
 
@@ -106,24 +107,31 @@ pub fn face_reference() -> FaceReference {
     serde_json::from_slice(&std::fs::read(repo().join("models/face-detector.reference.json")).unwrap()).unwrap()
 }
 
-/// x[0, c, y, x] = 0.5 + 0.4 sin(6 x / 128 + c) cos(5 y / 128 - c), in f64 then f32, as facedet.py.
+/// Item k: the image 0.5 + 0.4 sin(6 x / 128 + c) cos(5 y / 128 - c) (f64, then f32) turned k
+/// times anticlockwise (numpy's rot90: the turned (y, x) comes from (x, 127 - y)), as facedet.py.
 pub fn face_formula_input() -> Array4<f32> {
-    Array4::from_shape_fn((1, 3, 128, 128), |(_, c, y, x)| {
+    Array4::from_shape_fn((4, 3, 128, 128), |(k, c, y, x)| {
+        let (mut y, mut x) = (y, x);
+        for _ in 0..k {
+            (y, x) = (x, 127 - y);
+        }
         let (xf, yf, cf) = (x as f64 / 128.0, y as f64 / 128.0, c as f64);
         (0.5 + 0.4 * (6.0 * xf + cf).sin() * (5.0 * yf - cf).cos()) as f32
     })
 }
 
 /// Largest difference between the engine's face detector and ONNX Runtime's in training, over the
-/// reference's 16 highest-scoring anchors (scores, and box values in input widths).
+/// reference's 16 highest-scoring anchors of each turn (scores, and box values in input widths).
 pub fn face_max_diff(det: &mut scalpmap::model::face::FaceDetector) -> f32 {
     let r = face_reference();
     let (scores, boxes) = det.run(&face_formula_input()).unwrap();
     let mut worst = 0f32;
-    for (i, &a) in r.top_anchors.iter().enumerate() {
-        worst = worst.max((scores[a] - r.top_scores[i]).abs());
-        for (j, &v) in r.top_boxes[i].iter().enumerate() {
-            worst = worst.max((boxes[a * 16 + j] - v).abs() / 128.0);
+    for k in 0..4 {
+        for (i, &a) in r.top_anchors[k].iter().enumerate() {
+            worst = worst.max((scores[k * 896 + a] - r.top_scores[k][i]).abs());
+            for (j, &v) in r.top_boxes[k][i].iter().enumerate() {
+                worst = worst.max((boxes[(k * 896 + a) * 16 + j] - v).abs() / 128.0);
+            }
         }
     }
     worst
