@@ -342,12 +342,16 @@ def skin_staging(per_photo, fold_of):
 
 # ---- scoring ---------------------------------------------------------------------------------
 
-def class_map(sess, photo_uint8):
+def class_map(sess, photo_uint8, mirror=False):
     """The class map the analyser draws: the most probable class, without scar when the model's
-    metadata switches scar detection off (as `scalpmap analyze` does)."""
+    metadata switches scar detection off (as `scalpmap analyze` does); with `mirror`, from the mean
+    of the probabilities on the photo and on its mirror image (DECISIONS.md run 12)."""
     from .data import normalise
 
-    probs = sess.run(None, {"image": normalise(photo_uint8[None])})[0][0]
+    probs = sess.run(["probs"], {"image": normalise(photo_uint8[None])})[0][0]
+    if mirror:
+        flipped = sess.run(["probs"], {"image": normalise(np.ascontiguousarray(photo_uint8[None, :, ::-1]))})[0][0]
+        probs = (probs + flipped[:, :, ::-1]) / 2
     if sess.get_modelmeta().custom_metadata_map.get("scalpmap.scar_detection") == "off":
         probs[contract.CLASSES.index("scar")] = -1.0
     return probs.argmax(0).astype(np.uint8)
@@ -356,7 +360,7 @@ def class_map(sess, photo_uint8):
 SIDE_VIEWS = ("left", "right")
 
 
-def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None):
+def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None, mirror=False):
     """`face_stage`: the face detector's ONNX file; the lower face is then set to background on
     side views, as `scalpmap analyze` does (facedet.py, DECISIONS.md run 11)."""
     from .evaluate import contact_sheet, session
@@ -370,7 +374,7 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
     for i, r in enumerate(rows):
         path = str(model_of_fold(fold_of[r["person"]]))
         sessions.setdefault(path, session(path))
-        pred[i] = class_map(sessions[path], photos[i])
+        pred[i] = class_map(sessions[path], photos[i], mirror)
     faces = {}
     if face_stage:
         from . import facedet
@@ -536,6 +540,7 @@ def main():
     s.add_argument("--binary", default="../target/release/scalpmap")
     s.add_argument("--sheet", default=None, help="contact sheet PNG (default: beside --out)")
     s.add_argument("--face-stage", default=None, help="the face detector (../models/face-detector.onnx): side views' lower face set to background")
+    s.add_argument("--mirror", action="store_true", help="maps from the mean over the photo and its mirror image (run 12)")
     s.add_argument("--out", required=True)
     gp = sub.add_parser("gate", help="export a folder's fold models again with the person stage")
     gp.add_argument("--models", required=True)
@@ -577,7 +582,7 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         result = score(model_of_fold, a.real, LABEL_FILES, a.binary, work,
-                       a.sheet or str(out.with_suffix("")) + "_sheet.png", a.face_stage)
+                       a.sheet or str(out.with_suffix("")) + "_sheet.png", a.face_stage, a.mirror)
     out.write_text(json.dumps(result, indent=1))
     print(summary(result))
 
