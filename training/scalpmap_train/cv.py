@@ -68,6 +68,8 @@ RECIPES["selfie-real-neg"] = dict(RECIPES["selfie-real"], negatives=0.1)
 RECIPES["selfie-real-long"] = dict(RECIPES["selfie-real"], steps=1200)
 # E with soft Dice beside cross-entropy (DECISIONS.md run 9): weighs thinning by its overlap.
 RECIPES["selfie-real-long-dice"] = dict(RECIPES["selfie-real-long"], dice=0.5)
+# E with half the weight on hair (DECISIONS.md run 13): labelled loss is read as hair most.
+RECIPES["selfie-real-long-hair05"] = dict(RECIPES["selfie-real-long"], class_weights=[0.6, 0.5, 1.6, 1.2, 3.0])
 
 
 def folds(rows):
