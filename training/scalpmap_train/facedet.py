@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .selfie import LICENCE_MEMBER, WHEEL, WHEEL_SHA256, read_graph, same_pad
+from .selfie import LICENCE_MEMBER, WHEEL_SHA256, checked_file, read_graph, same_pad
 
 MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 TFLITE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
@@ -219,14 +219,9 @@ def onnx_runner(path):
 
 
 def tflite_path(path=None):
-    path = Path(path or DEFAULT_TFLITE)
-    if not path.exists():
-        raise SystemExit(f"{path} is missing: pip download mediapipe==0.10.14 --no-deps, then "
-                         "python -m scalpmap_train.facedet convert --wheel mediapipe-0.10.14-...whl")
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    if sha != TFLITE_SHA256:
-        raise SystemExit(f"{path} has sha256 {sha}, expected {TFLITE_SHA256}")
-    return path
+    """The extracted detector, checked against the sha256 it was converted from."""
+    return checked_file(path or DEFAULT_TFLITE, TFLITE_SHA256,
+                        "python -m scalpmap_train.facedet convert --wheel mediapipe-0.10.14-...whl")
 
 
 def convert(wheel, out):

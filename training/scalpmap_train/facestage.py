@@ -24,40 +24,16 @@ from .data import prepare_photo
 from .real_labels import photos_present, read_rows
 
 MIN_CONFIDENCE = 0.5
-BELOW_BOX = 0.5  # how far below the box the region reaches, in box heights (chin and beard)
-
-
-def turn(xy, k):
-    """Normalised (x, y) in a photo turned k quarter turns anticlockwise (np.rot90) back to the
-    unturned photo's normalised coordinates."""
-    x, y = xy
-    for _ in range(k):
-        # np.rot90 once puts the old pixel (x = 1 - y', y = x') at the new (x', y').
-        x, y = 1.0 - y, x
-    return x, y
 
 
 def lower_face(det, k, size):
-    """The region's mask (size x size) from one detection on the photo turned k times."""
+    """The region's mask (size x size) from one MediaPipe detection on the photo turned k times
+    (the rule is facedet.lower_face's, which the product uses)."""
+    from .facedet import lower_face as region_of
+
     box = det.location_data.relative_bounding_box
-    kp = det.location_data.relative_keypoints  # right eye, left eye, nose tip, mouth, right ear, left ear
-    pts = {name: np.array(turn((kp[i].x, kp[i].y), k)) * size for i, name in ((0, "reye"), (1, "leye"), (3, "mouth"))}
-    corners = [turn((box.xmin + dx * box.width, box.ymin + dy * box.height), k) for dx in (0, 1) for dy in (0, 1)]
-    corners = np.array(corners) * size
-    eyes = (pts["reye"] + pts["leye"]) / 2
-    down = pts["mouth"] - eyes
-    down /= max(np.linalg.norm(down), 1e-6)
-    right = np.array([-down[1], down[0]])
-    centre = corners.mean(0)
-    rel = corners - centre
-    half_w = np.abs(rel @ right).max()
-    bottom = (corners - eyes) @ down
-    reach = bottom.max() + BELOW_BOX * (bottom.max() - bottom.min())
-    yy, xx = np.mgrid[0:size, 0:size]
-    p = np.stack([xx + 0.5, yy + 0.5], -1)
-    along = (p - eyes) @ down
-    across = (p - centre) @ right
-    return (along > 0) & (along <= reach) & (np.abs(across) <= half_w)
+    kps = np.array([(p.x, p.y) for p in det.location_data.relative_keypoints])
+    return region_of((box.xmin, box.ymin, box.width, box.height), kps, k, size)
 
 
 def faces(real, out):

@@ -42,16 +42,21 @@ LAST = "Convolution2DTransposeBias"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "data" / "pretrained"
 
 
+def checked_file(path, sha256, how):
+    """`path` when it exists with this sha256; otherwise stop, saying `how` to make it."""
+    path = Path(path)
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: pip download mediapipe==0.10.14 --no-deps, then {how}")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha != sha256:
+        raise SystemExit(f"{path} has sha256 {sha}, expected {sha256}")
+    return path
+
+
 def pretrained_path():
     """The extracted selfie network, checked against the sha256 it was converted from."""
-    path = DEFAULT_DIR / "selfie_segmentation.tflite"
-    if not path.exists():
-        raise SystemExit(f"{path} is missing: pip download mediapipe==0.10.14 --no-deps, then "
-                         "python -m scalpmap_train.selfie extract --wheel mediapipe-0.10.14-...whl")
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    if sha != TFLITE_SHA256:
-        raise SystemExit(f"{path} has sha256 {sha}, expected {TFLITE_SHA256}")
-    return path
+    return checked_file(DEFAULT_DIR / "selfie_segmentation.tflite", TFLITE_SHA256,
+                        "python -m scalpmap_train.selfie extract --wheel mediapipe-0.10.14-...whl")
 
 
 def _options(op, cls):
