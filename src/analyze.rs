@@ -177,20 +177,7 @@ pub fn analyze_corrected(
     } else {
         ClassMap::new(mw, mh, out.classes_except(excluded).iter().copied().collect())
     };
-    // A side view's lower face is never scalp, whatever the model drew there.
-    let face_stage = face.map(|(found, region)| {
-        let mut removed = 0;
-        for (cell, _) in raw.data.iter_mut().zip(&region).filter(|(_, &r)| r) {
-            removed += u64::from(*cell != Class::Background as u8);
-            *cell = Class::Background as u8;
-        }
-        FaceStage {
-            face_found: found.is_some(),
-            score: found.map(|f| f.score as f64),
-            cells_removed: removed,
-            region_fraction: region.iter().filter(|&&r| r).count() as f64 / (mw * mh) as f64,
-        }
-    });
+    let face_stage = face.map(|(found, region)| take_out_face(&mut raw, found, &region));
     let mut map = clean(&raw, min_cells, Class::COUNT);
     let marker = crate::marker::find_in_photo(&photo.image).map(|m| m.scaled(decoded_scale));
     if let Some(m) = &marker {
@@ -272,6 +259,22 @@ pub fn analyze_corrected(
     Ok(Analysis { report, overlay, class_map: map, model_map })
 }
 
+/// A side view's lower face is never scalp, whatever the model drew there: the region's cells
+/// become background, and the report says how many were scalp.
+fn take_out_face(raw: &mut ClassMap, found: Option<crate::model::face::Face>, region: &[bool]) -> FaceStage {
+    let mut removed = 0;
+    for (cell, _) in raw.data.iter_mut().zip(region).filter(|(_, &r)| r) {
+        removed += u64::from(*cell != Class::Background as u8);
+        *cell = Class::Background as u8;
+    }
+    FaceStage {
+        face_found: found.is_some(),
+        score: found.map(|f| f.score as f64),
+        cells_removed: removed,
+        region_fraction: region.iter().filter(|&&r| r).count() as f64 / raw.data.len().max(1) as f64,
+    }
+}
+
 /// Scale (given, else a printed marker, else estimated from the head outline), surface areas
 /// and skin tone.
 fn measure(
@@ -310,6 +313,14 @@ fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_face_region_becomes_background_and_is_counted() {
+        let mut raw = ClassMap::new(2, 2, vec![1, 0, 3, 2]);
+        let stage = take_out_face(&mut raw, None, &[true, true, false, true]);
+        assert_eq!(raw.data, vec![0, 0, 3, 0]);
+        assert_eq!((stage.cells_removed, stage.region_fraction, stage.face_found), (2, 0.75, false));
+    }
 
     #[test]
     fn views_come_from_file_names() {
