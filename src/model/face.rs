@@ -32,8 +32,8 @@ const BELOW_BOX: f64 = 0.5;
 /// MediaPipe's SsdAnchorsCalculator strides for this network; layers of one stride share a grid.
 const STRIDES: [usize; 4] = [8, 16, 16, 16];
 
-/// The most confident face, relative to the unturned detector input ([0, 1] on both axes of the
-/// turned one for `bbox` and `keypoints`, which `turn` maps back).
+/// The most confident face. Its box and keypoints are normalised ([0, 1]) coordinates in the
+/// detector input turned `turn` times; [`turn`] maps a point back to the unturned photo.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Face {
     pub score: f32,
