@@ -14,7 +14,7 @@
 //!   axes), down to the box's bottom plus half its height.
 
 use ndarray::Array4;
-use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::segmenter::InferenceError;
@@ -25,6 +25,8 @@ pub static EMBEDDED_FACE_DETECTOR: &[u8] = include_bytes!("../../models/face-det
 /// The detector's input side, pixels.
 pub const SIZE: usize = 128;
 const ANCHORS: usize = 896;
+/// Quarter turns of the photo the detector looks at: its graph's fixed batch.
+const TURNS: usize = 4;
 const MIN_SCORE: f32 = 0.5;
 const MIN_SUPPRESSION_IOU: f64 = 0.3;
 /// How far below the box the region reaches, in box heights (chin and beard).
@@ -131,14 +133,14 @@ pub fn detector_input(rgb: &[[f32; 3]], w: usize, h: usize) -> Option<Array4<f32
     if w != 2 * SIZE || h != 2 * SIZE || rgb.len() != w * h {
         return None;
     }
-    let mut out = Array4::<f32>::zeros((4, 3, SIZE, SIZE));
-    for k in 0..4u8 {
+    let mut out = Array4::<f32>::zeros((TURNS, 3, SIZE, SIZE));
+    for k in 0..TURNS {
         for y in 0..SIZE {
             for x in 0..SIZE {
-                let (sy, sx) = turned_source(y, x, k, SIZE);
+                let (sy, sx) = turned_source(y, x, k as u8, SIZE);
                 let p = rgb[(2 * sy + 1) * w + 2 * sx + 1];
                 for c in 0..3 {
-                    out[[k as usize, c, y, x]] = p[c].round().clamp(0.0, 255.0) / 255.0;
+                    out[[k, c, y, x]] = p[c].round().clamp(0.0, 255.0) / 255.0;
                 }
             }
         }
@@ -189,13 +191,9 @@ pub struct FaceDetector {
 impl FaceDetector {
     /// The embedded detector on the engine already chosen ([`super::backend::init`]).
     pub fn new(threads: usize) -> Result<FaceDetector, InferenceError> {
-        Self::from_bytes(EMBEDDED_FACE_DETECTOR, threads)
-    }
-
-    pub fn from_bytes(model: &[u8], threads: usize) -> Result<FaceDetector, InferenceError> {
-        let builder = super::segmenter::session_builder(threads)?;
-        let mut builder = builder.with_optimization_level(GraphOptimizationLevel::All).unwrap_or_else(|e| e.recover());
-        let session = builder.commit_from_memory(model).map_err(|e| InferenceError::Load(format!("face detector: {e}")))?;
+        let session = super::segmenter::session_builder(threads)?
+            .commit_from_memory(EMBEDDED_FACE_DETECTOR)
+            .map_err(|e| InferenceError::Load(format!("face detector: {e}")))?;
         Ok(FaceDetector { session, anchors: anchors() })
     }
 
@@ -225,12 +223,10 @@ impl FaceDetector {
         let Some(batch) = detector_input(rgb, w, h) else { return Ok(None) };
         let (scores, boxes) = self.run(&batch)?;
         let mut best: Option<Face> = None;
-        for k in 0..4u8 {
-            let s = &scores[k as usize * ANCHORS..(k as usize + 1) * ANCHORS];
-            let b = &boxes[k as usize * ANCHORS * 16..(k as usize + 1) * ANCHORS * 16];
+        for (k, (s, b)) in scores.chunks_exact(ANCHORS).zip(boxes.chunks_exact(ANCHORS * 16)).enumerate() {
             if let Some((score, bbox, keypoints)) = decode(s, b, &self.anchors) {
                 if best.as_ref().is_none_or(|f| score > f.score) {
-                    best = Some(Face { score, turn: k, bbox, keypoints });
+                    best = Some(Face { score, turn: k as u8, bbox, keypoints });
                 }
             }
         }

@@ -67,7 +67,8 @@ fn environment() -> Result<&'static ort::environment::Environment, InferenceErro
         .map_err(|e| InferenceError::Engine(e.clone()))
 }
 
-/// A session builder on the chosen engine with `threads` intra-op threads (ignored by tract).
+/// A session builder on the chosen engine with `threads` intra-op threads (ignored by tract) and
+/// every graph optimisation on; the segmentation model and the face detector both start here.
 pub(crate) fn session_builder(threads: usize) -> Result<ort::session::builder::SessionBuilder, InferenceError> {
     // ort panics when used before an engine is set: refuse instead.
     if super::backend::active().is_none() {
@@ -78,7 +79,10 @@ pub(crate) fn session_builder(threads: usize) -> Result<ort::session::builder::S
     let builder = Session::builder(env).map_err(|e| InferenceError::Load(e.to_string()))?;
     // tract's ort stub refuses thread settings (it runs on the calling thread): keep the
     // builder it hands back and go on.
-    Ok(builder.with_intra_threads(threads.max(1)).unwrap_or_else(|e| e.recover()))
+    let builder = builder.with_intra_threads(threads.max(1)).unwrap_or_else(|e| e.recover());
+    // ONNX Runtime optimises every graph by default; ort-tract only when asked. Without this
+    // tract runs the unoptimised graph: 355 instead of ~140 ms per image in a batch here.
+    Ok(builder.with_optimization_level(GraphOptimizationLevel::All).unwrap_or_else(|e| e.recover()))
 }
 
 /// One model session with its contract; not shared between threads (`run` takes `&mut`).
@@ -95,11 +99,7 @@ impl Segmenter {
     /// [`super::backend::init`] first. `threads` is the engine's intra-op thread count
     /// (ignored by tract, which runs each session on the calling thread).
     pub fn new(model: &[u8], contract: ModelContract, threads: usize) -> Result<Segmenter, InferenceError> {
-        let builder = session_builder(threads)?;
-        // ONNX Runtime optimises every graph by default; ort-tract only when asked. Without this
-        // tract runs the unoptimised graph: 355 instead of ~140 ms per image in a batch here.
-        let mut builder = builder.with_optimization_level(GraphOptimizationLevel::All).unwrap_or_else(|e| e.recover());
-        let session = builder.commit_from_memory(model).map_err(|e| InferenceError::Load(e.to_string()))?;
+        let session = session_builder(threads)?.commit_from_memory(model).map_err(|e| InferenceError::Load(e.to_string()))?;
         check_io(&session, contract.head_threshold.is_some())?;
         Ok(Segmenter { session, contract, threads, face: None })
     }
@@ -110,10 +110,10 @@ impl Segmenter {
 
     /// The face detector of this worker (the embedded one), started when first asked for.
     pub fn face_detector(&mut self) -> Result<&mut super::face::FaceDetector, InferenceError> {
-        if self.face.is_none() {
-            self.face = Some(super::face::FaceDetector::new(self.threads)?);
+        match &mut self.face {
+            Some(face) => Ok(face),
+            slot @ None => Ok(slot.insert(super::face::FaceDetector::new(self.threads)?)),
         }
-        self.face.as_mut().ok_or_else(|| InferenceError::Engine("the face detector did not start".into()))
     }
 
     /// Segments a photo (any size; resized by the contract's rule).
