@@ -359,9 +359,6 @@ def class_map(sess, photo_uint8, mirror=False):
     return probs.argmax(0).astype(np.uint8)
 
 
-SIDE_VIEWS = ("left", "right")
-
-
 def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None, mirror=False):
     """`face_stage`: the face detector's ONNX file; the lower face is then set to background on
     side views, as `scalpmap analyze` does (facedet.py, DECISIONS.md run 11)."""
@@ -377,30 +374,29 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
         path = str(model_of_fold(fold_of[r["person"]]))
         sessions.setdefault(path, session(path))
         pred[i] = class_map(sessions[path], photos[i], mirror)
+    labels = {i: label_mask(photos[i], spec[r["file"]]) for i, r in enumerate(rows) if r["file"] in spec}
     faces = {}
     if face_stage:
         from . import facedet
 
         run = facedet.onnx_runner(face_stage)
         for i, r in enumerate(rows):
-            if SCALP_VIEWS[r["view"]] in SIDE_VIEWS:
+            if SCALP_VIEWS[r["view"]] in facedet.SIDE_VIEWS:
                 region, found = facedet.region(run, photos[i])
                 pred[i][region] = BG
                 faces[r["file"]] = {"found": found is not None, "region_share": float(region.mean()),
                                     "labelled_scalp_removed": None}
-                if r["file"] in spec:
-                    lab = label_mask(photos[i], spec[r["file"]])
-                    scalp = (lab > 0) & (lab != IGNORE)
+                if i in labels:
+                    scalp = (labels[i] > 0) & (labels[i] != IGNORE)
                     faces[r["file"]].update(scalp=int(scalp.sum()), labelled_scalp_removed=int((scalp & region).sum()))
     per_photo = []
     for i, r in enumerate(rows):
         p = {"file": r["file"], "person": r["person"], "view": SCALP_VIEWS[r["view"]], "norwood": int(r["norwood"]),
              "fold": fold_of[r["person"]], "loss_fraction": loss_fraction(pred[i]), "skin_fraction": skin_fraction(photos[i]),
              "scalp_share": float((pred[i] != BG).mean())}
-        if r["file"] in spec:
-            lab = label_mask(photos[i], spec[r["file"]])
-            p["model"] = labelled_figures(pred[i], lab)
-            p["skin_rule"] = labelled_figures(skin_map(photos[i]), lab)
+        if i in labels:
+            p["model"] = labelled_figures(pred[i], labels[i])
+            p["skin_rule"] = labelled_figures(skin_map(photos[i]), labels[i])
         per_photo.append(p)
     result = {
         "protocol": f"{N_FOLDS} folds of 3 men (sorted by Norwood and name, dealt round-robin); every photo scored by "
@@ -415,7 +411,7 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
     }
     if face_stage:
         removed = sum(f.get("labelled_scalp_removed") or 0 for f in faces.values())
-        result["face_stage"] = {"model": str(face_stage), "views": list(SIDE_VIEWS),
+        result["face_stage"] = {"model": str(face_stage), "views": list(facedet.SIDE_VIEWS),
                                 "faces_found": sum(f["found"] for f in faces.values()), "side_photos": len(faces),
                                 "labelled_scalp_removed": removed / max(1, sum(f.get("scalp", 0) for f in faces.values())),
                                 "per_photo": faces}

@@ -152,7 +152,7 @@ def synthetic(sess, folder, face_stage=None):
 
         run = facedet.onnx_runner(face_stage)
         for i, m in enumerate(meta):
-            if m["view"] in ("left", "right") and photos[i].shape[0] == 2 * facedet.SIZE:
+            if m["view"] in facedet.SIDE_VIEWS and photos[i].shape[0] == 2 * facedet.SIZE:
                 pred[i][facedet.region(run, photos[i])[0]] = 0
     ious, cm = iou_table(pred, labels)
     scalp = labels > 0

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .selfie import LICENCE_MEMBER, WHEEL_SHA256, checked_file, read_graph, same_pad
+from .selfie import LICENCE_MEMBER, WHEEL_SHA256, add_conv, checked_file, conv, read_graph
 
 MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 TFLITE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
@@ -45,6 +45,9 @@ TURNS = 4
 MIN_SCORE = 0.5
 MIN_SUPPRESSION_IOU = 0.3
 BELOW_BOX = 0.5  # run 10: the region reaches this many box heights below the box (chin, beard)
+# The views that get the stage (src/model/face.rs `applies_to`): every development side view
+# shows a face; on top, back and front views its answers land on scalp (run 10).
+SIDE_VIEWS = ("left", "right")
 # MediaPipe's SsdAnchorsCalculator options for this network (face_detection_short_range.pbtxt).
 STRIDES = (8, 16, 16, 16)
 DEFAULT_TFLITE = Path(__file__).resolve().parent.parent / "data" / "pretrained" / "face_detection_short_range.tflite"
@@ -56,16 +59,10 @@ class FaceNet(nn.Module):
 
     def __init__(self, path):
         super().__init__()
-        self.ops, consts, self.input = read_graph(path)
+        ops, consts, self.input = read_graph(path)
         self.weights = nn.ParameterDict()
-        for spec in self.ops:
-            if spec["kind"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                w = consts[spec["inputs"][1]]
-                w = w.transpose(0, 3, 1, 2) if spec["kind"] == "CONV_2D" else w.transpose(3, 0, 1, 2)
-                key = spec["outputs"][0].replace("/", "_").replace(".", "_")
-                self.weights[key + "_w"] = nn.Parameter(torch.from_numpy(np.ascontiguousarray(w)), requires_grad=False)
-                self.weights[key + "_b"] = nn.Parameter(torch.from_numpy(consts[spec["inputs"][2]].copy()), requires_grad=False)
-                spec.update(key=key, kk=tuple(w.shape[2:]), groups=w.shape[0] if spec["kind"] == "DEPTHWISE_CONV_2D" else 1)
+        self.ops = [add_conv(self.weights, spec, consts, trainable=False) if spec["kind"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    else spec for spec in ops]
 
     def forward(self, x):
         env = {self.input: x * 2.0 - 1.0}  # MediaPipe feeds this network [-1, 1]
@@ -73,10 +70,7 @@ class FaceNet(nn.Module):
             kind, ins = spec["kind"], spec["inputs"]
             a = env[ins[0]]
             if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                if spec["same"]:
-                    a = same_pad(a, spec["kk"], spec["stride"])
-                y = F.conv2d(a, self.weights[spec["key"] + "_w"], self.weights[spec["key"] + "_b"],
-                             stride=spec["stride"], groups=spec["groups"])
+                y = conv(a, spec, self.weights)
             elif kind == "RELU":
                 y = torch.relu(a)
             elif kind == "ADD":

@@ -158,6 +158,27 @@ def same_pad(x, k, s):
     return F.pad(x, pads) if any(pads) else x
 
 
+def add_conv(weights, spec, consts, trainable=True):
+    """A CONV_2D or DEPTHWISE_CONV_2D operator's kernel and bias as parameters in `weights` (an
+    nn.ParameterDict, keys named after the operator's output); returns its spec with what `conv`
+    needs."""
+    w = consts[spec["inputs"][1]]
+    # tflite: conv [out, kh, kw, in]; depthwise [1, kh, kw, channels]; torch [out, in/groups, kh, kw].
+    depthwise = spec["kind"] == "DEPTHWISE_CONV_2D"
+    w = w.transpose(3, 0, 1, 2) if depthwise else w.transpose(0, 3, 1, 2)
+    key = spec["outputs"][0].replace("/", "_").replace(".", "_")
+    weights[key + "_w"] = nn.Parameter(torch.from_numpy(np.ascontiguousarray(w)), requires_grad=trainable)
+    weights[key + "_b"] = nn.Parameter(torch.from_numpy(consts[spec["inputs"][2]].copy()), requires_grad=trainable)
+    return dict(spec, key=key, kernel=tuple(w.shape[2:]), groups=w.shape[0] if depthwise else 1)
+
+
+def conv(a, spec, weights):
+    """An operator `add_conv` read, on `a` (NCHW), with TensorFlow's padding."""
+    if spec["same"]:
+        a = same_pad(a, spec["kernel"], spec["stride"])
+    return F.conv2d(a, weights[spec["key"] + "_w"], weights[spec["key"] + "_b"], stride=spec["stride"], groups=spec["groups"])
+
+
 def hard_swish(x):
     # Written out (Clip, Mul) rather than HardSwish: older tract versions lack the operator.
     return x * torch.clamp(x + 3.0, 0.0, 6.0) * (1.0 / 6.0)
@@ -176,13 +197,7 @@ class SelfieBody(nn.Module):
         for spec in ops:
             kind, ins = spec["kind"], spec["inputs"]
             if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                w = consts[ins[1]]
-                # tflite: conv [out, kh, kw, in]; depthwise [1, kh, kw, channels]; torch [out, in/groups, kh, kw].
-                w = w.transpose(0, 3, 1, 2) if kind == "CONV_2D" else w.transpose(3, 0, 1, 2)
-                key = spec["outputs"][0].replace("/", "_").replace(".", "_")
-                self.weights[key + "_w"] = nn.Parameter(torch.from_numpy(np.ascontiguousarray(w)))
-                self.weights[key + "_b"] = nn.Parameter(torch.from_numpy(consts[ins[2]].copy()))
-                spec = dict(spec, key=key, k=tuple(w.shape[2:]), groups=w.shape[0] if kind == "DEPTHWISE_CONV_2D" else 1)
+                spec = add_conv(self.weights, spec, consts)
             elif kind == LAST:
                 # tflite kernel [out, kh, kw, in] -> ConvTranspose2d [in, out, kh, kw]
                 self.last_kernel = np.ascontiguousarray(consts[ins[1]].transpose(3, 0, 1, 2))
@@ -206,10 +221,7 @@ class SelfieBody(nn.Module):
             kind, ins = spec["kind"], spec["inputs"]
             a = env[ins[0]]
             if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                if spec["same"]:
-                    a = same_pad(a, spec["k"], spec["stride"])
-                y = F.conv2d(a, self.weights[spec["key"] + "_w"], self.weights[spec["key"] + "_b"],
-                             stride=spec["stride"], groups=spec["groups"])
+                y = conv(a, spec, self.weights)
             elif kind == "HARD_SWISH":
                 y = hard_swish(a)
             elif kind == "RELU":
