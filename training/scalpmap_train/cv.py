@@ -359,9 +359,10 @@ def class_map(sess, photo_uint8, mirror=False):
     return probs.argmax(0).astype(np.uint8)
 
 
-def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None, mirror=False):
+def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None, mirror=False, face_accept=None):
     """`face_stage`: the face detector's ONNX file; the lower face is then set to background on
-    side views, as `scalpmap analyze` does (facedet.py, DECISIONS.md run 11)."""
+    side views, as `scalpmap analyze` does (facedet.py, DECISIONS.md run 11), for faces scoring at
+    least `face_accept` (default facedet.ACCEPT)."""
     from .evaluate import contact_sheet, session
 
     rows = read_rows(real)
@@ -380,11 +381,13 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
         from . import facedet
 
         run = facedet.onnx_runner(face_stage)
+        accept = facedet.ACCEPT if face_accept is None else face_accept
         for i, r in enumerate(rows):
             if SCALP_VIEWS[r["view"]] in facedet.SIDE_VIEWS:
-                region, found = facedet.region(run, photos[i])
+                region, found = facedet.region(run, photos[i], accept)
                 pred[i][region] = BG
-                faces[r["file"]] = {"found": found is not None, "region_share": float(region.mean()),
+                faces[r["file"]] = {"found": found is not None, "score": None if found is None else found[0],
+                                    "region_share": float(region.mean()),
                                     "labelled_scalp_removed": None}
                 if i in labels:
                     scalp = (labels[i] > 0) & (labels[i] != IGNORE)
@@ -411,7 +414,7 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
     }
     if face_stage:
         removed = sum(f.get("labelled_scalp_removed") or 0 for f in faces.values())
-        result["face_stage"] = {"model": str(face_stage), "views": list(facedet.SIDE_VIEWS),
+        result["face_stage"] = {"model": str(face_stage), "views": list(facedet.SIDE_VIEWS), "accept": accept,
                                 "faces_found": sum(f["found"] for f in faces.values()), "side_photos": len(faces),
                                 "labelled_scalp_removed": removed / max(1, sum(f.get("scalp", 0) for f in faces.values())),
                                 "per_photo": faces}
@@ -510,11 +513,11 @@ def gate(models):
         print(f"fold {k}: gated", flush=True)
 
 
-def synthetic_figures(model, val, face_stage=None):
+def synthetic_figures(model, val, face_stage=None, face_accept=None):
     """evaluate.py's figures on unseen renders, and the speed, for the card."""
     from .evaluate import session, synthetic, timings
 
-    return {"synthetic": synthetic(session(str(model)), val, face_stage), "speed": timings(str(model))}
+    return {"synthetic": synthetic(session(str(model)), val, face_stage, face_accept), "speed": timings(str(model))}
 
 
 def main():
@@ -538,6 +541,7 @@ def main():
     s.add_argument("--binary", default="../target/release/scalpmap")
     s.add_argument("--sheet", default=None, help="contact sheet PNG (default: beside --out)")
     s.add_argument("--face-stage", default=None, help="the face detector (../models/face-detector.onnx): side views' lower face set to background")
+    s.add_argument("--face-accept", type=float, default=None, help="the face stage's acceptance score (default facedet.ACCEPT)")
     s.add_argument("--mirror", action="store_true", help="maps from the mean over the photo and its mirror image (run 12)")
     s.add_argument("--out", required=True)
     gp = sub.add_parser("gate", help="export a folder's fold models again with the person stage")
@@ -546,6 +550,7 @@ def main():
     y.add_argument("--model", required=True)
     y.add_argument("--val", default="data/val")
     y.add_argument("--face-stage", default=None, help="the face detector: side views' lower face set to background first")
+    y.add_argument("--face-accept", type=float, default=None, help="the face stage's acceptance score (default facedet.ACCEPT)")
     y.add_argument("--out", required=True)
     h = sub.add_parser("ship", help="the all-men model with its cross-validated cut points, to --out")
     h.add_argument("--models", required=True)
@@ -554,7 +559,7 @@ def main():
     h.add_argument("--variant", default="")
     a = ap.parse_args()
     if a.cmd == "synth":
-        result = synthetic_figures(a.model, a.val, a.face_stage)
+        result = synthetic_figures(a.model, a.val, a.face_stage, a.face_accept)
         Path(a.out).write_text(json.dumps(result, indent=1))
         print(json.dumps({"miou": result["synthetic"]["miou"], **result["speed"]}))
         return
@@ -580,7 +585,7 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         result = score(model_of_fold, a.real, LABEL_FILES, a.binary, work,
-                       a.sheet or str(out.with_suffix("")) + "_sheet.png", a.face_stage, a.mirror)
+                       a.sheet or str(out.with_suffix("")) + "_sheet.png", a.face_stage, a.mirror, a.face_accept)
     out.write_text(json.dumps(result, indent=1))
     print(summary(result))
 

@@ -142,7 +142,7 @@ def baseline_fraction(photo_uint8):
     return float((skin & smooth).mean())
 
 
-def synthetic(sess, folder, face_stage=None):
+def synthetic(sess, folder, face_stage=None, face_accept=None):
     """Figures on unseen renders; with `face_stage` (the face detector's ONNX file) the side
     views' lower face is set to background first, as the product does."""
     photos, labels, density, meta, _ = load_synth(folder)
@@ -153,7 +153,8 @@ def synthetic(sess, folder, face_stage=None):
         run = facedet.onnx_runner(face_stage)
         for i, m in enumerate(meta):
             if m["view"] in facedet.SIDE_VIEWS and photos[i].shape[0] == 2 * facedet.SIZE:
-                pred[i][facedet.region(run, photos[i])[0]] = 0
+                accept = facedet.ACCEPT if face_accept is None else face_accept
+                pred[i][facedet.region(run, photos[i], accept)[0]] = 0
     ious, cm = iou_table(pred, labels)
     scalp = labels > 0
     true_frac = [loss_fraction(l) for l in labels]

@@ -43,6 +43,9 @@ TFLITE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca
 SIZE = 128
 TURNS = 4
 MIN_SCORE = 0.5
+# A merged face is accepted only from this score. Run 14 measured 0.70 (set on the training renders
+# faceless side views) and did not ship it: real profile faces score as low (DECISIONS.md).
+ACCEPT = 0.5
 MIN_SUPPRESSION_IOU = 0.3
 BELOW_BOX = 0.5  # run 10: the region reaches this many box heights below the box (chin, beard)
 # The views that get the stage (src/model/face.rs `applies_to`): every development side view
@@ -181,9 +184,10 @@ def lower_face(box, kps, k, size):
     return (along > 0) & (along <= reach) & (np.abs(across) <= half_w)
 
 
-def detect(run, photo_uint8):
+def detect(run, photo_uint8, accept=ACCEPT):
     """The most confident face over four quarter turns of a 256x256 model input: (score, turn,
-    box, keypoints) or None. `run` maps N x 3 x 128 x 128 floats to (scores, boxes)."""
+    box, keypoints), or None when none reaches `accept`. `run` maps N x 3 x 128 x 128 floats to
+    (scores, boxes)."""
     small = halve(photo_uint8)
     batch = np.stack([np.rot90(small, k) for k in range(4)]).transpose(0, 3, 1, 2)
     scores, boxes = run(np.ascontiguousarray(batch, np.float32))
@@ -192,14 +196,14 @@ def detect(run, photo_uint8):
         d = decode(scores[k], boxes[k])
         if d is not None and (best is None or d[0] > best[0]):
             best = (d[0], k, d[1], d[2])
-    return best
+    return best if best is not None and best[0] >= accept else None
 
 
-def region(run, photo_uint8):
+def region(run, photo_uint8, accept=ACCEPT):
     """The lower-face mask the product sets to background on a side view (all False when no
     face is found), and the detection."""
     size = photo_uint8.shape[0]
-    d = detect(run, photo_uint8)
+    d = detect(run, photo_uint8, accept)
     if d is None:
         return np.zeros((size, size), bool), None
     return lower_face(d[2], d[3], d[1], size), d
