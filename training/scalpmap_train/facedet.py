@@ -43,8 +43,8 @@ TFLITE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca
 SIZE = 128
 TURNS = 4
 MIN_SCORE = 0.5
-# A merged face is accepted only from this score. Run 14 measured 0.70 (set on the training renders
-# faceless side views) and did not ship it: real profile faces score as low (DECISIONS.md).
+# A merged face is accepted only from this score. Run 14 measured 0.70 (set on the training
+# renders' side views) and did not ship it: real profile faces score as low (DECISIONS.md).
 ACCEPT = 0.5
 MIN_SUPPRESSION_IOU = 0.3
 BELOW_BOX = 0.5  # run 10: the region reaches this many box heights below the box (chin, beard)
