@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use crate::fsio::write_atomic;
 use crate::html::{self, IndexRow, Picture};
-use crate::patient::{fuse, PatientPhoto};
+use crate::patient::{fuse_given, Given, PatientPhoto};
 use crate::plan::plan;
 use crate::report::{PatientReport, PATIENT_SCHEMA};
 use crate::rules::Rules;
@@ -27,10 +27,11 @@ pub fn safe_id(id: &str) -> String {
     }
 }
 
-/// Fuses and plans every patient; `scars` holds the scar areas (cm²) practitioners marked.
+/// Fuses and plans every patient; `given` holds what practitioners gave about patients (marked
+/// scars, sex).
 pub fn patient_reports(
     groups: BTreeMap<String, Vec<PatientPhoto>>,
-    scars: &BTreeMap<String, f64>,
+    given: &BTreeMap<String, Given>,
     rules: &Rules,
     rules_name: &str,
     start: Option<NaiveDate>,
@@ -38,10 +39,7 @@ pub fn patient_reports(
     groups
         .into_iter()
         .map(|(patient, photos)| {
-            let mut assessment = fuse(&photos, rules);
-            if let Some(&cm2) = scars.get(&patient) {
-                crate::patient::add_marked_scar(&mut assessment, cm2, rules);
-            }
+            let assessment = fuse_given(&photos, rules, given.get(&patient).unwrap_or(&Given::default()));
             let plan = plan(&assessment, rules, start);
             let r = PatientReport {
                 schema: PATIENT_SCHEMA.into(),

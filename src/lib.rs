@@ -29,5 +29,6 @@ pub mod record;
 pub mod report;
 pub mod review;
 pub mod rules;
+pub mod stage;
 pub mod synth;
 pub mod zones;

@@ -1,7 +1,8 @@
 //! Patients: photos grouped per person (a folder per patient, or a manifest CSV
-//! `patient,view,file`), their views combined with the SALT weights into a percent hair loss,
-//! a severity band and an area to cover with its interval, and a Norwood or Ludwig stage with
-//! the evidence that drove it. Pure functions of the per-photo reports and the rules.
+//! `patient,view,file`, optionally with what the practitioner knows: `scar_cm2`, `sex`), their
+//! views combined with the SALT weights into a percent hair loss, a severity band and an area to
+//! cover with its interval, and the stage ([`crate::stage`]). Pure functions of the per-photo
+//! reports and the rules.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,21 +12,52 @@ use serde::{Deserialize, Serialize};
 use crate::measure::{Interval, SkinTone};
 use crate::report::Report;
 use crate::rules::Rules;
+pub use crate::stage::{stage, Sex, Stage};
 use crate::synth::scene::View;
 
-/// One manifest row: which patient a photo belongs to, its view if known, and the area of scars
-/// the practitioner marked on the patient, if given.
+/// One manifest row: which patient a photo belongs to, its view if known, and what the
+/// practitioner gave about the patient: the area of scars they marked, the patient's sex.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ManifestRow {
     pub patient: String,
     pub view: Option<String>,
     pub file: PathBuf,
     pub scar_cm2: Option<f64>,
+    pub sex: Option<Sex>,
+}
+
+/// What the practitioner gave about one patient (over all of the patient's manifest rows).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Given {
+    /// Scars marked, cm² (the largest value given on the patient's rows).
+    pub scar_cm2: Option<f64>,
+    pub sex: Option<Sex>,
+}
+
+/// Each patient's [`Given`] from the manifest rows; a patient given two different sexes is an
+/// error that names the patient (a mistyped row must not pick the scale silently).
+pub fn given_per_patient(rows: &[ManifestRow], name: &str) -> Result<BTreeMap<String, Given>, String> {
+    let mut out: BTreeMap<String, Given> = BTreeMap::new();
+    for r in rows {
+        let g = out.entry(r.patient.clone()).or_default();
+        if let Some(cm2) = r.scar_cm2 {
+            g.scar_cm2 = Some(g.scar_cm2.map_or(cm2, |a| a.max(cm2)));
+        }
+        match (g.sex, r.sex) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(format!("{name}: patient {} is given as both male and female; fix the sex column", r.patient))
+            }
+            (None, Some(b)) => g.sex = Some(b),
+            _ => {}
+        }
+    }
+    out.retain(|_, g| *g != Given::default());
+    Ok(out)
 }
 
 /// Reads a manifest CSV with the header `patient,view,file` (and optionally `scar_cm2`: scars the
-/// practitioner marked on that patient, in cm²); files are relative to the manifest's folder; an
-/// empty view means unknown.
+/// practitioner marked on that patient, in cm²; `sex`: m or f, which sets the stage's scale);
+/// files are relative to the manifest's folder; an empty view or sex means unknown.
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, String> {
     let bytes = crate::fsio::read_regular(path, MAX_MANIFEST_BYTES, "a manifest of a million photos is about 60 MB")
         .map_err(|e| format!("{}: cannot read the manifest ({e})", path.display()))?;
@@ -37,6 +69,7 @@ pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<Manif
     let header = rdr.headers().map_err(|e| format!("{name}: {e}"))?.clone();
     let col = |n: &str| header.iter().position(|h| h.eq_ignore_ascii_case(n));
     let scar_col = col("scar_cm2");
+    let sex_col = col("sex");
     let (Some(p), Some(v), Some(f)) = (col("patient"), col("view"), col("file")) else {
         return Err(format!(
             "{name}: the header must name the columns patient,view,file (found: {})",
@@ -70,7 +103,11 @@ pub fn parse_manifest(bytes: &[u8], base: &Path, name: &str) -> Result<Vec<Manif
                     .ok_or_else(|| format!("{name}: line {line}: scar_cm2 '{s}' must be an area in cm² from 0 to 1000"))?,
             ),
         };
-        rows.push(ManifestRow { patient, view, file: base.join(file), scar_cm2 });
+        let sex = match sex_col.and_then(|c| rec.get(c)).unwrap_or("") {
+            "" => None,
+            s => Some(Sex::parse(s).ok_or_else(|| format!("{name}: line {line}: sex '{s}' must be m or f (or empty: unknown)"))?),
+        };
+        rows.push(ManifestRow { patient, view, file: base.join(file), scar_cm2, sex });
     }
     Ok(rows)
 }
@@ -134,28 +171,6 @@ pub struct HairLoss {
     pub method: String,
 }
 
-impl Stage {
-    /// "Norwood IV", "Ludwig II", or "stage unknown".
-    pub fn label(&self) -> String {
-        match &self.stage {
-            Some(s) => format!("{} {s}", if self.scale == "ludwig" { "Ludwig" } else { "Norwood" }),
-            None => "stage unknown".into(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Stage {
-    /// "hamilton-norwood" or "ludwig".
-    pub scale: String,
-    /// For example "IV", "III vertex", "II"; `None` when no top, front or back view is known
-    /// (the evidence says so): a side view or an unnamed photo cannot be staged.
-    pub stage: Option<String>,
-    /// "moderate" with a top view, "low" without.
-    pub confidence: String,
-    pub evidence: Vec<String>,
-}
-
 /// The combined numbers of a patient's views.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fusion {
@@ -187,7 +202,7 @@ fn share(r: &Report, name: &str) -> f64 {
     r.fraction_of_scalp(name).unwrap_or(0.0)
 }
 
-fn view_row(p: &PatientPhoto, rules: &Rules) -> ViewRow {
+fn view_row(p: &PatientPhoto, rules: &Rules, sex: Option<Sex>) -> ViewRow {
     let r = &p.report;
     let (hair, thinning, bare, scar) = (share(r, "hair"), share(r, "thinning"), share(r, "bare"), share(r, "scar"));
     ViewRow {
@@ -207,7 +222,7 @@ fn view_row(p: &PatientPhoto, rules: &Rules) -> ViewRow {
             // The scales are defined on the top, front and crown; a side view alone says nothing.
             Some(v @ ("top" | "front" | "back")) => {
                 let alone = BTreeMap::from([(v.to_string(), thinning + bare + scar)]);
-                stage(&alone, thinning, thinning + bare + scar, rules).label()
+                stage(&alone, thinning, thinning + bare + scar, rules, sex).label()
             }
             _ => "not staged from this view".into(),
         },
@@ -248,9 +263,23 @@ fn by_view(rows: &[ViewRow], f: impl Fn(&ViewRow) -> f64) -> BTreeMap<String, f6
     acc.into_iter().map(|(k, (s, n))| (k, s / n as f64)).collect()
 }
 
-/// Combines a patient's photos.
+/// Combines a patient's photos, nothing given about the patient.
 pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
-    let all_rows: Vec<ViewRow> = photos.iter().map(|p| view_row(p, rules)).collect();
+    fuse_given(photos, rules, &Given::default())
+}
+
+/// Combines a patient's photos with what the practitioner gave: the sex sets the stage's scale,
+/// marked scars are added ([`add_marked_scar`]).
+pub fn fuse_given(photos: &[PatientPhoto], rules: &Rules, given: &Given) -> Fusion {
+    let mut f = fuse_photos(photos, rules, given.sex);
+    if let Some(cm2) = given.scar_cm2 {
+        add_marked_scar(&mut f, cm2, rules);
+    }
+    f
+}
+
+fn fuse_photos(photos: &[PatientPhoto], rules: &Rules, sex: Option<Sex>) -> Fusion {
+    let all_rows: Vec<ViewRow> = photos.iter().map(|p| view_row(p, rules, sex)).collect();
     // A photo in which no scalp was found says nothing about the patient's loss: it is listed,
     // with its retake advice, but no figure is taken from it (a wall is not 100 % bare).
     let (usable, rows): (Vec<&PatientPhoto>, Vec<ViewRow>) =
@@ -303,7 +332,7 @@ pub fn fuse(photos: &[PatientPhoto], rules: &Rules) -> Fusion {
     let cover_t = weighted(&|r: &ViewRow| r.thinning);
     let cover_b = weighted(&|r: &ViewRow| r.bare);
     let cover_s = weighted(&|r: &ViewRow| r.scar);
-    let stage = stage(&per_view_cover, cover_t, cover_t + cover_b + cover_s, rules);
+    let stage = stage(&per_view_cover, cover_t, cover_t + cover_b + cover_s, rules, sex);
     // The skin tone from the photo with the most usable bare skin.
     let skin = usable.iter().filter_map(|p| p.report.measurement.skin.clone()).max_by_key(|s| s.cells);
     Fusion {
@@ -372,65 +401,6 @@ fn area_to_cover(cover: &BTreeMap<String, f64>, rows: &[ViewRow], rules: &Rules)
     (Some(out), format!("SALT views x typical scalp {total:.0} cm² (interval: scalp ± 2 sd, fractions ± {u:.2}, missing views 0 to whole)"))
 }
 
-/// Norwood or Ludwig from the per-view fractions to cover; `thin` and `all` are the weighted
-/// thinning and to-cover fractions.
-pub fn stage(cover: &BTreeMap<String, f64>, thin: f64, all: f64, rules: &Rules) -> Stage {
-    let s = &rules.stage;
-    let mut evidence: Vec<String> = cover.iter().map(|(v, f)| format!("{v}: {:.0} % of the visible scalp to cover", f * 100.0)).collect();
-    let top = cover.get("top").copied();
-    let front = cover.get("front").copied();
-    let back = cover.get("back").copied();
-    let confidence = if top.is_some() { "moderate" } else { "low" }.to_string();
-    let thin_share = if all > 0.0 { thin / all } else { 0.0 };
-    let front_kept = front.is_none_or(|f| f < s.affected);
-    if all >= s.affected && thin_share >= s.diffuse_share && front_kept {
-        evidence.push(format!(
-            "thinning is {:.0} % of the loss and the frontal hairline is kept: a diffuse (female) pattern",
-            thin_share * 100.0
-        ));
-        let l = top.unwrap_or(all);
-        let stage = if l < s.ludwig_upper[0] {
-            "I"
-        } else if l < s.ludwig_upper[1] {
-            "II"
-        } else {
-            "III"
-        };
-        return Stage { scale: "ludwig".into(), stage: Some(stage.into()), confidence, evidence };
-    }
-    const NAMES: [&str; 7] = ["I", "II", "III", "IV", "V", "VI", "VII"];
-    if top.is_none() && front.is_none() && back.is_none() {
-        evidence.push("no top, front or back view known: the stage cannot be read; name the views in the file names or a manifest".into());
-        return Stage { scale: "hamilton-norwood".into(), stage: None, confidence: "none".into(), evidence };
-    }
-    let stage = match (top, front, back) {
-        (Some(t), _, b) => {
-            let i = s.norwood_top_upper.iter().position(|&u| t < u).unwrap_or(6);
-            let front_ok = front.is_none_or(|f| f < s.affected);
-            if i <= 2 && front_ok && b.is_some_and(|b| b >= s.affected) {
-                evidence.push("crown loss with the front kept: the vertex variant".into());
-                "III vertex".to_string()
-            } else {
-                evidence.push(format!("top-view loss {:.0} % sets the stage", t * 100.0));
-                NAMES[i].to_string()
-            }
-        }
-        (None, Some(f), b) if f >= s.affected => {
-            evidence.push("no top view: the front shows recession, so at least II; the top decides beyond".into());
-            if b.is_some_and(|b| b >= s.affected) { "IV" } else { "II" }.to_string()
-        }
-        (None, _, Some(b)) if b >= s.affected => {
-            evidence.push("no top view: crown loss with the front kept".into());
-            "III vertex".to_string()
-        }
-        _ => {
-            evidence.push("no view shows loss above the affected threshold".into());
-            "I".to_string()
-        }
-    };
-    Stage { scale: "hamilton-norwood".into(), stage: Some(stage), confidence, evidence }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,7 +415,13 @@ mod tests {
         let rows = parse_manifest(csv, Path::new("/clinic"), "m.csv").unwrap();
         assert_eq!(
             rows[0],
-            ManifestRow { patient: "anna".into(), view: Some("top".into()), file: PathBuf::from("/clinic/anna/1.jpg"), scar_cm2: None }
+            ManifestRow {
+                patient: "anna".into(),
+                view: Some("top".into()),
+                file: PathBuf::from("/clinic/anna/1.jpg"),
+                scar_cm2: None,
+                sex: None
+            }
         );
         assert_eq!(rows[1].view, None);
         assert_eq!((rows[2].patient.as_str(), rows[2].view.as_deref()), ("bo", Some("back")));
@@ -466,6 +442,22 @@ mod tests {
             let e = parse_manifest(csv.as_bytes(), Path::new("."), "m.csv").unwrap_err();
             assert!(e.contains("line 2") && e.contains("scar_cm2"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_manifest_may_give_the_sex_once_per_patient() {
+        let csv = b"patient,view,file,sex,scar_cm2\nanna,top,a.jpg,F,\nanna,back,b.jpg,,8\nbo,top,c.jpg,male,\ncy,top,d.jpg,,\n";
+        let rows = parse_manifest(csv, Path::new("."), "m.csv").unwrap();
+        assert_eq!(rows.iter().map(|r| r.sex).collect::<Vec<_>>(), [Some(Sex::Female), None, Some(Sex::Male), None]);
+        let given = given_per_patient(&rows, "m.csv").unwrap();
+        assert_eq!(given["anna"], Given { scar_cm2: Some(8.0), sex: Some(Sex::Female) });
+        assert_eq!(given["bo"], Given { scar_cm2: None, sex: Some(Sex::Male) });
+        assert!(!given.contains_key("cy"), "nothing given, nothing kept");
+        let e = parse_manifest(b"patient,view,file,sex\nanna,top,a.jpg,yes\n", Path::new("."), "m.csv").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("sex 'yes'"), "{e}");
+        let both = parse_manifest(b"patient,view,file,sex\nanna,top,a.jpg,m\nanna,back,b.jpg,f\n", Path::new("."), "m.csv").unwrap();
+        let e = given_per_patient(&both, "m.csv").unwrap_err();
+        assert!(e.contains("anna") && e.contains("both"), "{e}");
     }
 
     #[test]
@@ -494,40 +486,6 @@ mod tests {
         ];
         for (p, name) in cases {
             assert_eq!(severity(p, &r), name, "{p}");
-        }
-    }
-
-    #[test]
-    fn norwood_and_ludwig_table() {
-        let r = Rules::default();
-        // (views, thinning, all, scale, stage)
-        type Case = (&'static [(&'static str, f64)], f64, f64, &'static str, &'static str);
-        let cases: [Case; 11] = [
-            (&[("top", 0.05)], 0.0, 0.05, "hamilton-norwood", "I"),
-            (&[("top", 0.15)], 0.02, 0.15, "hamilton-norwood", "II"),
-            (&[("top", 0.30)], 0.05, 0.30, "hamilton-norwood", "III"),
-            (&[("top", 0.45)], 0.05, 0.45, "hamilton-norwood", "IV"),
-            (&[("top", 0.60)], 0.05, 0.60, "hamilton-norwood", "V"),
-            (&[("top", 0.70)], 0.05, 0.70, "hamilton-norwood", "VI"),
-            (&[("top", 0.90)], 0.05, 0.90, "hamilton-norwood", "VII"),
-            (&[("top", 0.15), ("back", 0.30), ("front", 0.02)], 0.05, 0.2, "hamilton-norwood", "III vertex"),
-            (&[("front", 0.30)], 0.0, 0.30, "hamilton-norwood", "II"),
-            (&[("top", 0.40), ("front", 0.05)], 0.30, 0.40, "ludwig", "II"),
-            (&[("top", 0.70)], 0.50, 0.70, "ludwig", "III"),
-        ];
-        for (v, thin, all, scale, stage_name) in cases {
-            let s = stage(&views(v), thin, all, &r);
-            assert_eq!((s.scale.as_str(), s.stage.as_deref()), (scale, Some(stage_name)), "{v:?}");
-            assert!(!s.evidence.is_empty());
-        }
-        // A receded front rules out Ludwig even when thinning dominates.
-        assert_eq!(stage(&views(&[("top", 0.40), ("front", 0.30)]), 0.3, 0.4, &r).scale, "hamilton-norwood");
-        assert_eq!(stage(&views(&[("back", 0.05)]), 0.0, 0.05, &r).confidence, "low");
-        // Side views or unnamed photos only: unknown, never "I".
-        for v in [&[("left", 0.6)][..], &[]] {
-            let s = stage(&views(v), 0.0, 0.6, &r);
-            assert_eq!((s.stage.as_deref(), s.label().as_str()), (None, "stage unknown"), "{v:?}");
-            assert!(s.evidence.iter().any(|e| e.contains("name the views")));
         }
     }
 

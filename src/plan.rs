@@ -358,7 +358,7 @@ mod tests {
             scar_fraction: scar,
             area_to_cover_cm2: Some(Interval { value: area, low: area * 0.8, high: area * 1.2 }),
             area_method: String::new(),
-            stage: Stage { scale: "hamilton-norwood".into(), stage: Some("IV".into()), confidence: "moderate".into(), evidence: vec![] },
+            stage: Stage { scale: "hamilton-norwood".into(), stage: Some("IV".into()), confidence: "moderate".into(), evidence: vec![], sex: None },
             skin: None,
             density_on_hair: Some(160.0),
             density_on_thinning: Some(40.0),

@@ -60,6 +60,9 @@ pub struct PlanRecord {
     pub start_date: Option<String>,
     /// Scars practitioners marked in the manifest, cm² per patient.
     pub scars: BTreeMap<String, f64>,
+    /// Patients' sex as the manifest gave it (absent in records before 0.3.1).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sexes: BTreeMap<String, crate::patient::Sex>,
 }
 
 pub fn read(out: &Path) -> anyhow::Result<RunRecord> {
@@ -77,6 +80,18 @@ pub fn write(out: &Path, r: &RunRecord) -> anyhow::Result<()> {
 }
 
 impl PlanRecord {
+    /// What the manifest gave about each patient, as `clinic::patient_reports` takes it.
+    pub fn given(&self) -> BTreeMap<String, crate::patient::Given> {
+        let mut out: BTreeMap<String, crate::patient::Given> = BTreeMap::new();
+        for (p, &cm2) in &self.scars {
+            out.entry(p.clone()).or_default().scar_cm2 = Some(cm2);
+        }
+        for (p, &sex) in &self.sexes {
+            out.entry(p.clone()).or_default().sex = Some(sex);
+        }
+        out
+    }
+
     pub fn start(&self) -> Option<chrono::NaiveDate> {
         self.start_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
     }

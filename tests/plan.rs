@@ -271,7 +271,7 @@ fn a_manifest_names_patients_and_views_and_missing_files_are_reported() {
     let m = input.path().join("manifest.csv");
     std::fs::write(
         &m,
-        "patient,view,file,scar_cm2\nclient-7,top,anna/top.jpg,8\nclient-7,crown,anna/back.jpg,\nclient-7,,anna/front.jpg,\nclient-8,top,gone.jpg,\n",
+        "patient,view,file,scar_cm2,sex\nclient-7,top,anna/top.jpg,8,m\nclient-7,crown,anna/back.jpg,,\nclient-7,,anna/front.jpg,,\nclient-8,top,gone.jpg,,\n",
     )
     .unwrap();
     let o = scalpmap(&["plan", "--manifest", m.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--backend", "tract"]);
@@ -287,12 +287,24 @@ fn a_manifest_names_patients_and_views_and_missing_files_are_reported() {
     assert!(r.assessment.warnings.iter().any(|w| w.contains("scars marked") && w.contains("8.0 cm²")), "{:?}", r.assessment.warnings);
     assert!(r.plan.reasons.iter().any(|x| x.rule == "scars"), "{:?}", r.plan.reasons);
     assert!(r.assessment.area_to_cover_cm2.unwrap().low >= 8.0);
+    // The sex given on one of the patient's rows sets the scale, and the report says so.
+    assert_eq!((r.assessment.stage.scale.as_str(), r.assessment.stage.sex), ("hamilton-norwood", Some(scalpmap::patient::Sex::Male)));
+    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("patients/client-7.json")).unwrap()).unwrap();
+    let errors: Vec<String> = schema("patient.schema.json").iter_errors(&raw).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty() && raw["assessment"]["stage"]["sex"] == "male", "{errors:?}");
+    let record = scalpmap::record::read(out.path()).unwrap();
+    assert_eq!(record.plan.unwrap().given()["client-7"].sex, Some(scalpmap::patient::Sex::Male), "review plans again with it");
     assert!(!out.path().join("patients/client-8.json").exists());
     let bad = input.path().join("bad.csv");
-    std::fs::write(&bad, "patient,view,file\nx,sideways,a.jpg\n").unwrap();
-    let o = scalpmap(&["plan", "--manifest", bad.to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("sideways"));
+    for (csv, says) in [
+        ("patient,view,file\nx,sideways,a.jpg\n", "sideways"),
+        ("patient,view,file,sex\nx,top,anna/top.jpg,m\nx,back,anna/back.jpg,f\n", "both male and female"),
+    ] {
+        std::fs::write(&bad, csv).unwrap();
+        let o = scalpmap(&["plan", "--manifest", bad.to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{csv}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use scalpmap::batch;
 use scalpmap::clinic;
 use scalpmap::model;
-use scalpmap::patient::{patient_from_folders, read_manifest, PatientPhoto};
+use scalpmap::patient::{given_per_patient, patient_from_folders, read_manifest, Given, PatientPhoto};
 use scalpmap::report::Failure;
 use scalpmap::rules::Rules;
 
@@ -46,22 +46,20 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
     // Patients and views from the manifest, or from the folders.
     let mut patient_of: HashMap<PathBuf, String> = HashMap::new();
     let mut views: HashMap<PathBuf, String> = HashMap::new();
-    // Scars a practitioner marked, per patient (the largest value given on the patient's rows).
-    let mut scars: BTreeMap<String, f64> = BTreeMap::new();
+    // What the practitioner gave per patient: marked scars (the largest value on the patient's
+    // rows) and sex.
+    let mut given: BTreeMap<String, Given> = BTreeMap::new();
     let (inputs, pre_failures) = match &a.manifest {
         Some(m) => {
             let rows = read_manifest(m).map_err(|e| anyhow::anyhow!(e))?;
             anyhow::ensure!(!rows.is_empty(), "{}: the manifest lists no photos", m.display());
+            given = given_per_patient(&rows, &m.display().to_string()).map_err(|e| anyhow::anyhow!(e))?;
             let mut inputs = Vec::new();
             let mut failures = Vec::new();
             let home = m.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize()?;
             // Each photo belongs to one patient, once: keyed by its canonical path.
             let mut owner: HashMap<PathBuf, String> = HashMap::new();
             for r in rows {
-                if let Some(cm2) = r.scar_cm2 {
-                    let e = scars.entry(r.patient.clone()).or_insert(0.0);
-                    *e = e.max(cm2);
-                }
                 let fail = |why: String| {
                     let f = scalpmap::fsio::path_text(&r.file);
                     Failure { error: format!("{f}: {why}"), file: f }
@@ -136,7 +134,7 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         photos.sort_by(|x, y| x.report.input.file.cmp(&y.report.input.file));
     }
     if a.analyze.anonymize {
-        scars = scars.into_iter().map(|(p, v)| (anonymous_patient(&p), v)).collect();
+        given = given.into_iter().map(|(p, v)| (anonymous_patient(&p), v)).collect();
     }
     // What `scalpmap review` needs to plan a patient again: their photos and these rules.
     let mut record = scalpmap::record::read(&a.analyze.out)?;
@@ -151,10 +149,11 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
         rules: rules.clone(),
         rules_name: rules_name.clone(),
         start_date: a.start_date.map(|d| d.format("%Y-%m-%d").to_string()),
-        scars: scars.clone(),
+        scars: given.iter().filter_map(|(p, g)| Some((p.clone(), g.scar_cm2?))).collect(),
+        sexes: given.iter().filter_map(|(p, g)| Some((p.clone(), g.sex?))).collect(),
     });
     scalpmap::record::write(&a.analyze.out, &record)?;
-    let reports = clinic::patient_reports(groups, &scars, &rules, &rules_name, a.start_date);
+    let reports = clinic::patient_reports(groups, &given, &rules, &rules_name, a.start_date);
     let failed: Vec<(String, String)> =
         summary.rows.iter().filter(|r| r.status == "failed").map(|r| (r.file.clone(), r.error.clone().unwrap_or_default())).collect();
     let rows = clinic::write(&a.analyze.out, &reports, &failed)?;

@@ -453,7 +453,7 @@ impl Folder {
             .collect();
         photos.sort_by(|x, y| x.report.input.file.cmp(&y.report.input.file));
         let groups = BTreeMap::from([(patient.to_string(), photos)]);
-        let mut out = crate::clinic::patient_reports(groups, &plan.scars, &plan.rules, &plan.rules_name, plan.start());
+        let mut out = crate::clinic::patient_reports(groups, &plan.given(), &plan.rules, &plan.rules_name, plan.start());
         out.pop().expect("one patient in, one out")
     }
 
