@@ -252,18 +252,19 @@ def staging_figures(pairs_by_man):
             "spearman_interval": interval(vals, lambda g: spearman(flat(g)))}
 
 
-def run_plan(binary, model, rows, real, out, rules=None):
+def run_plan(binary, model, rows, real, out, rules=None, sex=None):
     """`scalpmap plan` on these photos (one patient per man, views from labels.csv); returns
     {man: patient report}. Run again in the same `out` (new rules, same model), it reuses the
-    photos' reports (`--resume`) and only plans again."""
+    photos' reports (`--resume`) and only plans again. `sex` ("m"): the manifest gives it for
+    every man (crate 0.3.1 and later), so the stage is on the Norwood scale whatever the pattern."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["patient", "view", "file"])
+        w.writerow(["patient", "view", "file"] + (["sex"] if sex else []))
         for r in rows:
-            w.writerow([r["person"], SCALP_VIEWS[r["view"]], os.path.abspath(Path(real) / r["file"])])
+            w.writerow([r["person"], SCALP_VIEWS[r["view"]], os.path.abspath(Path(real) / r["file"])] + ([sex] if sex else []))
     # The manifest names the photos where they are, outside its own folder: allowed on purpose.
     cmd = [binary, "plan", "--manifest", str(manifest), "--out", str(out / "plan"), "--model", str(model), "--jobs", "2",
            "--resume", "--allow-any-path"]
@@ -296,16 +297,16 @@ def stage_number(report):
     return ROMAN.get(s["stage"]) if s["scale"] == "hamilton-norwood" else None
 
 
-def staging(binary, model_of_fold, rows, real, fold_of, work):
+def staging(binary, model_of_fold, rows, real, fold_of, work, sex=None):
     """Staging through `scalpmap plan`: first each fold's men planned by their fold's model with
     the default rules (their out-of-fold fractions to cover), then, for each fold, cut points fit
-    on the other folds' men, and the fold planned again with them."""
+    on the other folds' men, and the fold planned again with them (`sex`: see run_plan)."""
     men = sorted({r["person"] for r in rows})
     level = {r["person"]: int(r["norwood"]) for r in rows}
     frac = {}
     for k in range(N_FOLDS):
         fold_rows = [r for r in rows if fold_of[r["person"]] == k]
-        for man, rep in run_plan(binary, model_of_fold(k), fold_rows, real, Path(work) / f"fold{k}-default").items():
+        for man, rep in run_plan(binary, model_of_fold(k), fold_rows, real, Path(work) / f"fold{k}-default", sex=sex).items():
             frac[man] = top_fraction(rep)
     est, const_est, cuts_of = {}, {}, {}
     for k in range(N_FOLDS):
@@ -316,7 +317,7 @@ def staging(binary, model_of_fold, rows, real, fold_of, work):
         rules.write_text("# Norwood cut points fit on the other folds' men (cv.fit_cut_points)\n[stage]\n"
                          f"norwood_top_upper = [{', '.join(f'{c:.4f}' for c in cuts)}]\n")
         fold_rows = [r for r in rows if fold_of[r["person"]] == k]
-        for man, rep in run_plan(binary, model_of_fold(k), fold_rows, real, Path(work) / f"fold{k}-default", rules).items():
+        for man, rep in run_plan(binary, model_of_fold(k), fold_rows, real, Path(work) / f"fold{k}-default", rules, sex).items():
             est[man] = stage_number(rep)
         c = best_constant([level[m] for m in train])
         for m in men:
@@ -324,7 +325,7 @@ def staging(binary, model_of_fold, rows, real, fold_of, work):
                 const_est[m] = c
     # A Ludwig answer for a man labelled Norwood is wrong by at least its level: scored as 1.
     pairs = {m: (est[m] if est.get(m) is not None else 1, level[m]) for m in men}
-    return {"model": staging_figures(pairs), "best_constant": staging_figures({m: (const_est[m], level[m]) for m in men}),
+    return {"sex_given": sex, "model": staging_figures(pairs), "best_constant": staging_figures({m: (const_est[m], level[m]) for m in men}),
             "not_norwood": sorted(m for m in men if est.get(m) is None),
             "cut_points_per_fold": cuts_of,
             "cut_points_all_men": fit_cut_points([(frac[m], level[m]) for m in men if frac[m] is not None]),
@@ -359,7 +360,8 @@ def class_map(sess, photo_uint8, mirror=False):
     return probs.argmax(0).astype(np.uint8)
 
 
-def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None, mirror=False, face_accept=None):
+def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage=None, mirror=False, face_accept=None,
+          sex=None):
     """`face_stage`: the face detector's ONNX file; the lower face is then set to background on
     side views, as `scalpmap analyze` does (facedet.py, DECISIONS.md run 11), for faces scoring at
     least `face_accept` (default facedet.ACCEPT)."""
@@ -409,7 +411,7 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
         "photos": len(rows), "men": len(fold_of),
         "rank": {"model": rank_figures(per_photo, "loss_fraction"), "skin_rule": rank_figures(per_photo, "skin_fraction")},
         "labels": {"model": agreement_figures(per_photo, "model"), "skin_rule": agreement_figures(per_photo, "skin_rule")},
-        "staging": staging(binary, model_of_fold, rows, real, fold_of, work),
+        "staging": staging(binary, model_of_fold, rows, real, fold_of, work, sex),
         "per_photo": per_photo,
     }
     if face_stage:
@@ -542,6 +544,8 @@ def main():
     s.add_argument("--sheet", default=None, help="contact sheet PNG (default: beside --out)")
     s.add_argument("--face-stage", default=None, help="the face detector (../models/face-detector.onnx): side views' lower face set to background")
     s.add_argument("--face-accept", type=float, default=None, help="the face stage's acceptance score (default facedet.ACCEPT)")
+    s.add_argument("--sex", choices=["m"], default=None,
+                   help="give every man's sex in the plan manifest (crate 0.3.1+): staged on the Norwood scale whatever the pattern")
     s.add_argument("--mirror", action="store_true", help="maps from the mean over the photo and its mirror image (run 12)")
     s.add_argument("--out", required=True)
     gp = sub.add_parser("gate", help="export a folder's fold models again with the person stage")
@@ -585,7 +589,7 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         result = score(model_of_fold, a.real, LABEL_FILES, a.binary, work,
-                       a.sheet or str(out.with_suffix("")) + "_sheet.png", a.face_stage, a.mirror, a.face_accept)
+                       a.sheet or str(out.with_suffix("")) + "_sheet.png", a.face_stage, a.mirror, a.face_accept, a.sex)
     out.write_text(json.dumps(result, indent=1))
     print(summary(result))
 
