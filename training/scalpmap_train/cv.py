@@ -70,6 +70,8 @@ RECIPES["selfie-real-long"] = dict(RECIPES["selfie-real"], steps=1200)
 RECIPES["selfie-real-long-dice"] = dict(RECIPES["selfie-real-long"], dice=0.5)
 # E with half the weight on hair (DECISIONS.md run 13): labelled loss is read as hair most.
 RECIPES["selfie-real-long-hair05"] = dict(RECIPES["selfie-real-long"], class_weights=[0.6, 0.5, 1.6, 1.2, 3.0])
+# M with 70 % of each batch from the labelled real photos (DECISIONS.md run 15).
+RECIPES["selfie-real-long-hair05-real07"] = dict(RECIPES["selfie-real-long-hair05"], real_p=0.7)
 
 
 def folds(rows):
