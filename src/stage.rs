@@ -115,8 +115,7 @@ pub fn stage(cover: &BTreeMap<String, f64>, thin: f64, all: f64, rules: &Rules, 
     let stage = match (top, front, back) {
         (Some(t), _, b) => {
             let i = s.norwood_top_upper.iter().position(|&u| t < u).unwrap_or(6);
-            let front_ok = front.is_none_or(|f| f < s.affected);
-            if i <= 2 && front_ok && b.is_some_and(|b| b >= s.affected) {
+            if i <= 2 && front_kept && b.is_some_and(|b| b >= s.affected) {
                 evidence.push("crown loss with the front kept: the vertex variant".into());
                 "III vertex".to_string()
             } else {

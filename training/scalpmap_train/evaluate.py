@@ -153,8 +153,7 @@ def synthetic(sess, folder, face_stage=None, face_accept=None):
         run = facedet.onnx_runner(face_stage)
         for i, m in enumerate(meta):
             if m["view"] in facedet.SIDE_VIEWS and photos[i].shape[0] == 2 * facedet.SIZE:
-                accept = facedet.ACCEPT if face_accept is None else face_accept
-                pred[i][facedet.region(run, photos[i], accept)[0]] = 0
+                pred[i][facedet.region(run, photos[i], face_accept)[0]] = 0
     ious, cm = iou_table(pred, labels)
     scalp = labels > 0
     true_frac = [loss_fraction(l) for l in labels]

@@ -184,10 +184,11 @@ def lower_face(box, kps, k, size):
     return (along > 0) & (along <= reach) & (np.abs(across) <= half_w)
 
 
-def detect(run, photo_uint8, accept=ACCEPT):
+def detect(run, photo_uint8, accept=None):
     """The most confident face over four quarter turns of a 256x256 model input: (score, turn,
-    box, keypoints), or None when none reaches `accept`. `run` maps N x 3 x 128 x 128 floats to
-    (scores, boxes)."""
+    box, keypoints), or None when none reaches `accept` (None: ACCEPT). `run` maps
+    N x 3 x 128 x 128 floats to (scores, boxes)."""
+    accept = ACCEPT if accept is None else accept
     small = halve(photo_uint8)
     batch = np.stack([np.rot90(small, k) for k in range(4)]).transpose(0, 3, 1, 2)
     scores, boxes = run(np.ascontiguousarray(batch, np.float32))
@@ -199,7 +200,7 @@ def detect(run, photo_uint8, accept=ACCEPT):
     return best if best is not None and best[0] >= accept else None
 
 
-def region(run, photo_uint8, accept=ACCEPT):
+def region(run, photo_uint8, accept=None):
     """The lower-face mask the product sets to background on a side view (all False when no
     face is found), and the detection."""
     size = photo_uint8.shape[0]
