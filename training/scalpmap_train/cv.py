@@ -72,6 +72,8 @@ RECIPES["selfie-real-long-dice"] = dict(RECIPES["selfie-real-long"], dice=0.5)
 RECIPES["selfie-real-long-hair05"] = dict(RECIPES["selfie-real-long"], class_weights=[0.6, 0.5, 1.6, 1.2, 3.0])
 # M with 70 % of each batch from the labelled real photos (DECISIONS.md run 15).
 RECIPES["selfie-real-long-hair05-real07"] = dict(RECIPES["selfie-real-long-hair05"], real_p=0.7)
+# M with a texture branch of 8 channels on the photo beside the body's features (DECISIONS.md run 16).
+RECIPES["selfie-real-long-hair05-tex8"] = dict(RECIPES["selfie-real-long-hair05"], arch="selfie-tex8")
 
 
 def folds(rows):

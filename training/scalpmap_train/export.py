@@ -96,7 +96,7 @@ def fold_constants(path):
 
 def training_summary(info):
     s = f"{info['images']} renders, {info['steps']} steps x {info['batch']} crops of {info['crop']}, seed {info['seed']}"
-    if info.get("arch") == "selfie":
+    if info.get("arch", "").startswith("selfie"):
         from .selfie import MEMBER, TFLITE_SHA256
 
         s = f"MediaPipe selfie segmentation body (mediapipe 0.10.14 wheel, Apache-2.0, {MEMBER}, sha256 {TFLITE_SHA256}) fine-tuned; " + s

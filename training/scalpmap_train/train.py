@@ -329,14 +329,16 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
 
 
 def build(arch, widths=DEFAULT_WIDTHS, seed=0):
-    """The network of an architecture: "unet" (trained from scratch, 0.1.x) or "selfie"
-    (MediaPipe's pretrained selfie segmentation body with a scalp head, see selfie.py)."""
+    """The network of an architecture: "unet" (trained from scratch, 0.1.x), "selfie"
+    (MediaPipe's pretrained selfie segmentation body with a scalp head, see selfie.py) or
+    "selfie-texN" (the same with a texture branch of N channels, `SelfieScalp`'s `texture`)."""
     if arch == "unet":
         return UNet(widths)
-    if arch == "selfie":
+    if arch == "selfie" or arch.startswith("selfie-tex"):
         from .selfie import SelfieScalp, pretrained_path
 
-        return SelfieScalp(pretrained_path(), len(contract.CLASSES), contract.MEAN, contract.STD, seed)
+        texture = int(arch[len("selfie-tex"):]) if arch != "selfie" else 0
+        return SelfieScalp(pretrained_path(), len(contract.CLASSES), contract.MEAN, contract.STD, seed, texture)
     raise ValueError(f"unknown architecture {arch}")
 
 
@@ -357,7 +359,7 @@ def main():
     ap.add_argument("--bg-weight", type=float, default=None, help="background class weight (overrides --class-weights)")
     ap.add_argument("--real-labels", nargs="+", default=None, help="coarse labels on real photos (real_labels*.json, merged)")
     ap.add_argument("--leave-out", default="", help="comma-separated persons whose labelled photos are not trained on (a fold)")
-    ap.add_argument("--arch", default="unet", choices=["unet", "selfie"])
+    ap.add_argument("--arch", default="unet", choices=["unet", "selfie", "selfie-tex8"])
     ap.add_argument("--lr-body", type=float, default=None, help="peak learning rate of a pretrained body (default: --lr)")
     ap.add_argument("--real", default="../../shared/real/uze-dev", help="folder of the labelled real photos")
     ap.add_argument("--real-p", type=float, default=0.0, help="share of batch items drawn from the labelled real photos")
