@@ -80,6 +80,24 @@ pub fn write(out: &Path, r: &RunRecord) -> anyhow::Result<()> {
 }
 
 impl PlanRecord {
+    /// The record of a plan run: what the manifest gave per patient is kept as the two maps the
+    /// file holds (`scars` as records before 0.3.1 have it, `sexes` beside it); `given` is the
+    /// inverse.
+    pub fn new(
+        rules: Rules,
+        rules_name: String,
+        start_date: Option<chrono::NaiveDate>,
+        given: &BTreeMap<String, crate::patient::Given>,
+    ) -> Self {
+        PlanRecord {
+            rules,
+            rules_name,
+            start_date: start_date.map(|d| d.format("%Y-%m-%d").to_string()),
+            scars: given.iter().filter_map(|(p, g)| Some((p.clone(), g.scar_cm2?))).collect(),
+            sexes: given.iter().filter_map(|(p, g)| Some((p.clone(), g.sex?))).collect(),
+        }
+    }
+
     /// What the manifest gave about each patient, as `clinic::patient_reports` takes it.
     pub fn given(&self) -> BTreeMap<String, crate::patient::Given> {
         let mut out: BTreeMap<String, crate::patient::Given> = BTreeMap::new();
@@ -94,5 +112,32 @@ impl PlanRecord {
 
     pub fn start(&self) -> Option<chrono::NaiveDate> {
         self.start_date.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patient::{Given, Sex};
+
+    #[test]
+    fn plan_record_keeps_what_the_manifest_gave() {
+        let mut given = BTreeMap::new();
+        given.insert("a".to_string(), Given { scar_cm2: Some(2.5), sex: None });
+        given.insert("b".to_string(), Given { scar_cm2: None, sex: Some(Sex::Female) });
+        given.insert("c".to_string(), Given { scar_cm2: Some(1.0), sex: Some(Sex::Male) });
+        given.insert("d".to_string(), Given::default());
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 12, 2);
+        let r = PlanRecord::new(Rules::default(), "default".into(), date, &given);
+        assert_eq!(r.start_date.as_deref(), Some("2026-12-02"));
+        assert_eq!(r.start(), date);
+        assert_eq!(r.scars.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(r.sexes.keys().collect::<Vec<_>>(), ["b", "c"]);
+        // A patient given nothing leaves no trace; everyone else comes back as given.
+        given.remove("d");
+        assert_eq!(r.given(), given);
+        // Through the file and back.
+        let back: PlanRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+        assert_eq!(back.given(), given);
     }
 }

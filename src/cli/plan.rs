@@ -145,13 +145,7 @@ fn plan_inner(a: PlanArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    record.plan = Some(scalpmap::record::PlanRecord {
-        rules: rules.clone(),
-        rules_name: rules_name.clone(),
-        start_date: a.start_date.map(|d| d.format("%Y-%m-%d").to_string()),
-        scars: given.iter().filter_map(|(p, g)| Some((p.clone(), g.scar_cm2?))).collect(),
-        sexes: given.iter().filter_map(|(p, g)| Some((p.clone(), g.sex?))).collect(),
-    });
+    record.plan = Some(scalpmap::record::PlanRecord::new(rules.clone(), rules_name.clone(), a.start_date, &given));
     scalpmap::record::write(&a.analyze.out, &record)?;
     let reports = clinic::patient_reports(groups, &given, &rules, &rules_name, a.start_date);
     let failed: Vec<(String, String)> =
