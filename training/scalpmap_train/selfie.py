@@ -336,23 +336,23 @@ class SelfieScalp(nn.Module):
     convolution's worth of capacity on the same features, starting at zero. Input: the
     contract's normalised NCHW photo, mapped back to [0, 1] as the body expects.
 
-    `texture` > 0 adds a small branch of its own on the photo (a 3x3 convolution at stride 2,
-    then a 3x3 one, `texture` channels each) whose output joins the body's 16 features before
-    `detail` (DECISIONS.md run 16): the body's last features were trained to outline a person,
+    `tex_channels` > 0 adds a small texture branch of its own on the photo (a 3x3 convolution at
+    stride 2, then a 3x3 one, `tex_channels` channels each; not train.py's `texture` augmentation)
+    whose output joins the body's 16 features before `detail` (DECISIONS.md run 16): the body's last features were trained to outline a person,
     and thinning is told from hair by fine texture they need not keep. `detail` starts at zero,
     so the network starts where the one without the branch does."""
 
-    def __init__(self, path, n_classes, mean, std, seed=0, texture=0):
+    def __init__(self, path, n_classes, mean, std, seed=0, tex_channels=0):
         super().__init__()
         self.body = SelfieBody(path)
         g = torch.Generator().manual_seed(seed)
         k, b = torch.from_numpy(self.body.last_kernel), torch.from_numpy(self.body.last_bias)
         self.person = nn.ConvTranspose2d(16, n_classes + 1, 2, stride=2)
-        self.texture = texture
-        if texture:
-            self.tex1 = nn.Conv2d(3, texture, 3, stride=2, padding=1)
-            self.tex2 = nn.Conv2d(texture, texture, 3, padding=1)
-        self.detail_conv = nn.Conv2d(16 + texture, 32, 3, padding=1)
+        self.tex_channels = tex_channels
+        if tex_channels:
+            self.tex1 = nn.Conv2d(3, tex_channels, 3, stride=2, padding=1)
+            self.tex2 = nn.Conv2d(tex_channels, tex_channels, 3, padding=1)
+        self.detail_conv = nn.Conv2d(16 + tex_channels, 32, 3, padding=1)
         self.detail = nn.ConvTranspose2d(32, n_classes + 1, 2, stride=2)
         with torch.no_grad():
             w = torch.randn(self.person.weight.shape, generator=g) * 0.01
@@ -371,7 +371,7 @@ class SelfieScalp(nn.Module):
 
     def forward(self, x):
         f = self.body(x * self.std + self.mean)
-        g = torch.cat([f, hard_swish(self.tex2(hard_swish(self.tex1(x))))], dim=1) if self.texture else f
+        g = torch.cat([f, hard_swish(self.tex2(hard_swish(self.tex1(x))))], dim=1) if self.tex_channels else f
         out = self.person(f) + self.detail(hard_swish(self.detail_conv(g)))
         return out[:, :self.n_classes], torch.relu(out[:, self.n_classes:])
 

@@ -331,14 +331,14 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
 def build(arch, widths=DEFAULT_WIDTHS, seed=0):
     """The network of an architecture: "unet" (trained from scratch, 0.1.x), "selfie"
     (MediaPipe's pretrained selfie segmentation body with a scalp head, see selfie.py) or
-    "selfie-texN" (the same with a texture branch of N channels, `SelfieScalp`'s `texture`)."""
+    "selfie-texN" (the same with a texture branch of N channels, `SelfieScalp`'s `tex_channels`)."""
     if arch == "unet":
         return UNet(widths)
     if arch == "selfie" or arch.startswith("selfie-tex"):
         from .selfie import SelfieScalp, pretrained_path
 
-        texture = int(arch[len("selfie-tex"):]) if arch != "selfie" else 0
-        return SelfieScalp(pretrained_path(), len(contract.CLASSES), contract.MEAN, contract.STD, seed, texture)
+        tex = int(arch[len("selfie-tex"):]) if arch != "selfie" else 0
+        return SelfieScalp(pretrained_path(), len(contract.CLASSES), contract.MEAN, contract.STD, seed, tex)
     raise ValueError(f"unknown architecture {arch}")
 
 
