@@ -338,9 +338,10 @@ class SelfieScalp(nn.Module):
 
     `tex_channels` > 0 adds a small texture branch of its own on the photo (a 3x3 convolution at
     stride 2, then a 3x3 one, `tex_channels` channels each; not train.py's `texture` augmentation)
-    whose output joins the body's 16 features before `detail` (DECISIONS.md run 16): the body's last features were trained to outline a person,
-    and thinning is told from hair by fine texture they need not keep. `detail` starts at zero,
-    so the network starts where the one without the branch does."""
+    whose output joins the body's 16 features before `detail` (DECISIONS.md run 16): the body's
+    last features were trained to outline a person, and thinning is told from hair by fine
+    texture they need not keep. `detail` starts at zero, so the network starts where the one
+    without the branch does."""
 
     def __init__(self, path, n_classes, mean, std, seed=0, tex_channels=0):
         super().__init__()
