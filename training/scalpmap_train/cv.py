@@ -74,6 +74,8 @@ RECIPES["selfie-real-long-hair05"] = dict(RECIPES["selfie-real-long"], class_wei
 RECIPES["selfie-real-long-hair05-real07"] = dict(RECIPES["selfie-real-long-hair05"], real_p=0.7)
 # M with a texture branch of 8 channels on the photo beside the body's features (DECISIONS.md run 16).
 RECIPES["selfie-real-long-hair05-tex8"] = dict(RECIPES["selfie-real-long-hair05"], arch="selfie-tex8")
+# M reading the photo at 512 px instead of 256, with the same 192 px crops (DECISIONS.md run 17).
+RECIPES["selfie-real-long-hair05-in512"] = dict(RECIPES["selfie-real-long-hair05"], input_size=512)
 
 
 def folds(rows):
@@ -352,13 +354,19 @@ def skin_staging(per_photo, fold_of):
 def class_map(sess, photo_uint8, mirror=False):
     """The class map the analyser draws: the most probable class, without scar when the model's
     metadata switches scar detection off (as `scalpmap analyze` does); with `mirror`, from the mean
-    of the probabilities on the photo and on its mirror image (DECISIONS.md run 12)."""
+    of the probabilities on the photo and on its mirror image (DECISIONS.md run 12). `photo_uint8`
+    is at the model's input size; a larger model's probabilities are averaged down to the 256 px
+    grid first (`evaluate.predict`), so its map compares pixel for pixel with the labels."""
     from .data import normalise
+    from .evaluate import box_pool
 
     probs = sess.run(["probs"], {"image": normalise(photo_uint8[None])})[0][0]
     if mirror:
         flipped = sess.run(["probs"], {"image": normalise(np.ascontiguousarray(photo_uint8[None, :, ::-1]))})[0][0]
         probs = (probs + flipped[:, :, ::-1]) / 2
+    f = probs.shape[-1] // contract.INPUT_SIZE
+    if f > 1:
+        probs = box_pool(probs, f)
     if sess.get_modelmeta().custom_metadata_map.get("scalpmap.scar_detection") == "off":
         probs[contract.CLASSES.index("scar")] = -1.0
     return probs.argmax(0).astype(np.uint8)
@@ -369,18 +377,22 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
     """`face_stage`: the face detector's ONNX file; the lower face is then set to background on
     side views, as `scalpmap analyze` does (facedet.py, DECISIONS.md run 11), for faces scoring at
     least `face_accept` (default facedet.ACCEPT)."""
-    from .evaluate import contact_sheet, session
+    from .evaluate import contact_sheet, input_side, session
 
     rows = read_rows(real)
     fold_of = folds(rows)
     spec = read_labels(label_files)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
     pred = np.zeros(photos.shape[:3], np.uint8)
-    sessions = {}
+    sessions, larger = {}, {}
     for i, r in enumerate(rows):
         path = str(model_of_fold(fold_of[r["person"]]))
         sessions.setdefault(path, session(path))
-        pred[i] = class_map(sessions[path], photos[i], mirror)
+        side = input_side(sessions[path])
+        if side != contract.INPUT_SIZE and side not in larger:
+            # Labels, face stage, baseline and sheet stay on the 256 px grid; the model reads its size.
+            larger[side] = np.stack([prepare_photo(Image.open(Path(real) / q["file"]), side) for q in rows])
+        pred[i] = class_map(sessions[path], photos[i] if side == contract.INPUT_SIZE else larger[side][i], mirror)
     labels = {i: label_mask(photos[i], spec[r["file"]]) for i, r in enumerate(rows) if r["file"] in spec}
     faces = {}
     if face_stage:
@@ -461,7 +473,8 @@ def train_folds(recipe_name, data, real, out, label_files, seed=7, only=None):
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.json").write_text(json.dumps({"name": recipe_name, **recipe, "seed": seed}, indent=1))
     fold_of = folds(read_rows(real))
-    synth = load_synth(data)
+    size = recipe.get("input_size", contract.INPUT_SIZE)
+    synth = load_synth(data, size)
     torch.set_num_threads(2)
     for k in (only or [*range(N_FOLDS), "all"]):
         onnx_path = out / f"fold{k}.onnx"
@@ -471,7 +484,7 @@ def train_folds(recipe_name, data, real, out, label_files, seed=7, only=None):
         net, info = train(data, recipe["steps"], recipe["batch"], recipe["crop"], recipe["lr"], seed,
                           class_weights=recipe["class_weights"], real=(real, list(label_files)), real_p=recipe["real_p"],
                           arch=recipe["arch"], leave_out=leave, lr_body=recipe.get("lr_body"), synth=synth,
-                          negatives=recipe.get("negatives", 0.0), dice=recipe.get("dice", 0.0))
+                          negatives=recipe.get("negatives", 0.0), dice=recipe.get("dice", 0.0), input_size=size)
         info["recipe"], info["fold"] = recipe_name, k
         state = out / f"fold{k}.pt"
         torch.save(net.state_dict(), state)

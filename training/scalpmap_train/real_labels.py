@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .contract import CLASSES
+from .contract import CLASSES, INPUT_SIZE
 from .data import prepare_photo
 
 IGNORE = 255
@@ -82,11 +82,12 @@ def mask(photo_uint8, entry):
     return out
 
 
-def load(real, labels_paths, leave_out=()):
+def load(real, labels_paths, leave_out=(), size=INPUT_SIZE):
     """Photos (NxHxWx3 uint8) and masks (NxHxW uint8, IGNORE = unlabelled) of every real photo
     the label files name (merged; one path or several), except those of the men in `leave_out`
     (a cross-validation fold's held-out men); the persons they show, and a sha256 over the label
-    files and the photos used."""
+    files and the photos used. The regions are cut at the contract's size; at a `size` that is a
+    multiple of it the photo is prepared at `size` and each label pixel covers a block."""
     paths = [labels_paths] if isinstance(labels_paths, (str, Path)) else list(labels_paths)
     spec, digest = {}, hashlib.sha256()
     for path in paths:
@@ -100,8 +101,10 @@ def load(real, labels_paths, leave_out=()):
             continue
         digest.update((Path(real) / name).read_bytes())
         p = prepare_photo(Image.open(Path(real) / name))
-        photos.append(p)
-        masks.append(mask(p, spec[name]))
+        m = mask(p, spec[name])
+        f = size // INPUT_SIZE
+        photos.append(p if f == 1 else prepare_photo(Image.open(Path(real) / name), size))
+        masks.append(m if f == 1 else np.repeat(np.repeat(m, f, 0), f, 1))
         persons.append(rows[name]["person"])
     return np.stack(photos), np.stack(masks), persons, digest.hexdigest()
 

@@ -245,9 +245,9 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(seed)
-    if real is not None and input_size != contract.INPUT_SIZE:
-        # The coarse real labels are superpixels drawn at the contract's size.
-        raise ValueError(f"real labels need --input-size {contract.INPUT_SIZE}")
+    if real is not None and input_size % contract.INPUT_SIZE:
+        # The coarse real labels are superpixels drawn at the contract's size, enlarged whole.
+        raise ValueError(f"real labels need an --input-size that is a multiple of {contract.INPUT_SIZE}")
     photos, labels, density, _, digest = synth if synth is not None else load_synth(data, input_size)
     n_synth, real_info = len(photos), None
     if real is not None and real_p > 0:
@@ -255,7 +255,7 @@ def train(data, steps, batch, crop, lr, seed, dice=0.0, focus_p=0.0, style=False
         # and coarse labels, IGNORE where nobody said what a region is.
         from .real_labels import load as load_real
 
-        r_photos, r_masks, r_persons, r_digest = load_real(*real, leave_out=leave_out)
+        r_photos, r_masks, r_persons, r_digest = load_real(*real, leave_out=leave_out, size=input_size)
         photos = np.concatenate([photos, r_photos])
         labels = np.concatenate([labels, r_masks])
         density = np.concatenate([density, np.full(r_masks.shape, np.nan, np.float32)])
