@@ -14,6 +14,7 @@
 //! The label describes the follicles, not what the strands happen to cover: long hair lying
 //! over a thin patch still leaves that patch labelled thinning.
 
+mod camera;
 pub mod color;
 pub mod geom;
 pub mod pattern;
@@ -21,6 +22,7 @@ pub mod render;
 pub mod rng;
 pub mod scar;
 pub mod scene;
+mod strands;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
