@@ -76,6 +76,8 @@ RECIPES["selfie-real-long-hair05-real07"] = dict(RECIPES["selfie-real-long-hair0
 RECIPES["selfie-real-long-hair05-tex8"] = dict(RECIPES["selfie-real-long-hair05"], arch="selfie-tex8")
 # M reading the photo at 512 px instead of 256, with the same 192 px crops (DECISIONS.md run 17).
 RECIPES["selfie-real-long-hair05-in512"] = dict(RECIPES["selfie-real-long-hair05"], input_size=512)
+# M with 224 px crops instead of 192: more of the head in each crop (DECISIONS.md run 18).
+RECIPES["selfie-real-long-hair05-crop224"] = dict(RECIPES["selfie-real-long-hair05"], crop=224)
 
 
 def folds(rows):
