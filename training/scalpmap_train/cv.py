@@ -360,15 +360,13 @@ def class_map(sess, photo_uint8, mirror=False):
     is at the model's input size; a larger model's probabilities are averaged down to the 256 px
     grid first (`evaluate.predict`), so its map compares pixel for pixel with the labels."""
     from .data import normalise
-    from .evaluate import box_pool
+    from .evaluate import to_grid
 
     probs = sess.run(["probs"], {"image": normalise(photo_uint8[None])})[0][0]
     if mirror:
         flipped = sess.run(["probs"], {"image": normalise(np.ascontiguousarray(photo_uint8[None, :, ::-1]))})[0][0]
         probs = (probs + flipped[:, :, ::-1]) / 2
-    f = probs.shape[-1] // contract.INPUT_SIZE
-    if f > 1:
-        probs = box_pool(probs, f)
+    probs = to_grid(probs)
     if sess.get_modelmeta().custom_metadata_map.get("scalpmap.scar_detection") == "off":
         probs[contract.CLASSES.index("scar")] = -1.0
     return probs.argmax(0).astype(np.uint8)
@@ -386,15 +384,16 @@ def score(model_of_fold, real, label_files, binary, work, sheet=None, face_stage
     spec = read_labels(label_files)
     photos = np.stack([prepare_photo(Image.open(Path(real) / r["file"])) for r in rows])
     pred = np.zeros(photos.shape[:3], np.uint8)
-    sessions, larger = {}, {}
+    sessions = {}
+    # Labels, face stage, baseline and sheet stay on the 256 px grid; each model reads its own size.
+    at_side = {contract.INPUT_SIZE: photos}
     for i, r in enumerate(rows):
         path = str(model_of_fold(fold_of[r["person"]]))
         sessions.setdefault(path, session(path))
         side = input_side(sessions[path])
-        if side != contract.INPUT_SIZE and side not in larger:
-            # Labels, face stage, baseline and sheet stay on the 256 px grid; the model reads its size.
-            larger[side] = np.stack([prepare_photo(Image.open(Path(real) / q["file"]), side) for q in rows])
-        pred[i] = class_map(sessions[path], photos[i] if side == contract.INPUT_SIZE else larger[side][i], mirror)
+        if side not in at_side:
+            at_side[side] = np.stack([prepare_photo(Image.open(Path(real) / q["file"]), side) for q in rows])
+        pred[i] = class_map(sessions[path], at_side[side][i], mirror)
     labels = {i: label_mask(photos[i], spec[r["file"]]) for i, r in enumerate(rows) if r["file"] in spec}
     faces = {}
     if face_stage:

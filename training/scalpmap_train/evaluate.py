@@ -67,6 +67,13 @@ def box_pool(a, f):
     return a.reshape(c, h // f, f, w // f, f).mean(axis=(2, 4))
 
 
+def to_grid(a):
+    """CxHxW model outputs on the contract's INPUT_SIZE grid: a larger model's averaged over
+    blocks (its input a multiple of the grid, `input_side`), a 256 px model's as they are."""
+    f = a.shape[-1] // contract.INPUT_SIZE
+    return box_pool(a, f) if f > 1 else a
+
+
 def predict(sess, photos_uint8):
     """Class map and density (hairs/cm²) for each NHWC uint8 photo at the model's input size, one
     at a time (batch 1), on the contract's INPUT_SIZE grid: a model with a larger input has its
@@ -75,8 +82,7 @@ def predict(sess, photos_uint8):
     classes, dens = [], []
     for p in photos_uint8:
         probs, d = sess.run(["probs", "density"], {"image": normalise(p[None])})
-        f = probs.shape[-1] // contract.INPUT_SIZE
-        probs, d = (box_pool(probs[0], f), box_pool(d[0], f)) if f > 1 else (probs[0], d[0])
+        probs, d = to_grid(probs[0]), to_grid(d[0])
         classes.append(probs.argmax(0).astype(np.uint8))
         dens.append(d[0] * contract.DENSITY_UNIT)
     return np.stack(classes), np.stack(dens)
