@@ -42,7 +42,8 @@ SHIPPED_RECIPE = {"input_size": INPUT_SIZE, "steps": 3600, "batch": 12, "crop": 
                   "dice": 0.0, "focus_p": 0.0, "style": False, "texture": False, "bf16": False}
 CANDIDATE_VERSION = "0.0.0-candidate"
 # Cross-validated recipes (cv.RECIPES) and their versions; a fold's model is marked as one.
-RECIPE_VERSIONS = {"selfie-real": "0.5.0", "selfie-real-neg": "0.5.1", "selfie-real-long": "0.6.0"}
+RECIPE_VERSIONS = {"selfie-real": "0.5.0", "selfie-real-neg": "0.5.1", "selfie-real-long": "0.6.0",
+                   "selfie-real-long-hair05-crop224": "0.7.0"}
 
 
 def input_size(train_info):
