@@ -69,6 +69,11 @@ def staging_table(cv, prev):
     return rows
 
 
+def seed_runs(cv, others):
+    """(seed, cross-validation result) for the shipped seed and then the other seeds given."""
+    return [(cv.get("seed", 7), cv)] + list(others)
+
+
 def seed_lines(cv, others):
     """The same recipe's fold models trained again with other seeds and scored on the same folds:
     how much of each figure is the seed's."""
@@ -78,7 +83,7 @@ def seed_lines(cv, others):
             "same folds, to show how much of each figure is the seed's (`training/DECISIONS.md`, run 4):", "",
             "| seed | mean IoU | Spearman, all views | background read as loss | loss read as hair | staged within one |",
             "|---|---|---|---|---|---|"]
-    for seed, c in [(cv.get("seed", 7), cv)] + list(others):
+    for seed, c in seed_runs(cv, others):
         l, r, st = c["labels"]["model"]["all"], c["rank"]["model"]["all"], c["staging"]["model"]
         rows.append(f"| {seed} | {f3(l['miou'])} {ci(l['miou_interval'])} | {f2(r['spearman'])} {ci(r['interval'])} "
                     f"| {f3(l['background_read_as_loss'])} | {f3(l['loss_read_as_hair'])} | {round(st['within_one'] * st['men'])} of {st['men']} |")
@@ -109,7 +114,7 @@ def target_checks(cv):
 def targets(cv, others=()):
     """The issue's targets on the shipped seed and on every other seed of the same recipe: a target
     is met only when it holds on each of them (a figure one seed reaches is partly the seed's)."""
-    runs = [(cv.get("seed", 7), cv)] + list(others)
+    runs = seed_runs(cv, others)
     checks = [target_checks(c) for _, c in runs]
     head = "| target | " + " | ".join(f"seed {s}" for s, _ in runs) + " | met on every seed |"
     rows = [head, "|---|" + "---|" * len(runs) + "---|"]

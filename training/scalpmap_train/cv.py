@@ -78,8 +78,8 @@ RECIPES["selfie-real-long-hair05-tex8"] = dict(RECIPES["selfie-real-long-hair05"
 RECIPES["selfie-real-long-hair05-in512"] = dict(RECIPES["selfie-real-long-hair05"], input_size=512)
 # M with 224 px crops instead of 192: more of the head in each crop (DECISIONS.md run 18).
 RECIPES["selfie-real-long-hair05-crop224"] = dict(RECIPES["selfie-real-long-hair05"], crop=224)
-# Q with 30 % of each batch from the real photos instead of 50 % (DECISIONS.md run 20): the renders'
-# share is the first lever on Q's render tail.
+# Q with 30 % of each batch from the real photos instead of 50 % (DECISIONS.md runs 20-21): it
+# shortened Q's render tail and cost the real maps.
 RECIPES["selfie-real-long-hair05-crop224-real03"] = dict(RECIPES["selfie-real-long-hair05-crop224"], real_p=0.3)
 
 
