@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 REAL=${REAL:-../../shared/real/uze-dev}
-RECIPE=selfie-real-long   # DECISIONS.md run 4
-HEAD_VERSION=0.6.2        # the shipped weights with headgate.SHIPPED's head check (DECISIONS.md runs 6 and 7)
+RECIPE=selfie-real-long-hair05-crop224   # DECISIONS.md runs 18, 19 and decision 22
+HEAD_VERSION=0.7.1        # the shipped weights with headgate.SHIPPED's head check (DECISIONS.md decision 22)
 VARIANT=""                 # the shipped form: the fold models as trained (the person-gated ".gated" lost, DECISIONS.md run 1b)
 PREVIOUS=019464c           # the commit whose model the card compares with (0.1.1)
 out=out/cv-$RECIPE

@@ -299,11 +299,12 @@ def write(model, train, check, cv, synth, prev_cv, prev_synth, out, provenance, 
         "  photos unlike these (dermoscopy, clinic lighting, women, children, very dark skin) are not measured.",
         *(head_lines(None, None) if headgate is None else
           ["- Photos without a head: the head check above sends most back, not all (coffee, a cat, coins and text pass",
-           "  among scikit-image's samples, and a flat skin-coloured ellipse on a dark ground passes and reads as bare",
-           "  scalp, `tests/analyze.rs`); no real hand was there to test it on."]),
-        "- Renders: its squeeze-and-excitation pools take in the whole photo, so a render's backdrop moves its reading",
-        "  of the scalp: four seed-77 top views read 0.02-0.09 apart at 512 px and at 12 MP, where the renderer draws",
-        "  another backdrop (0.1.1: within 0.06).",
+           "  among scikit-image's samples; a flat skin-coloured ellipse on a dark ground is sent back, `tests/analyze.rs`);",
+           "  no real hand was there to test it on."]),
+        "- Close-cropped and shaved heads: short or sparse fair hair on fair skin is read as thinning and bare (20 of",
+        "  300 unseen renders are read more than 0.45 off in loss fraction, 17 of them as too much loss; among the",
+        "  real photos a close-shaved fair scalp), and a shaved dark scalp can be read as hair (`training/DECISIONS.md`,",
+        "  run 19 and decision 22).",
     ]
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
